@@ -1,0 +1,61 @@
+# The two commands a user needs: `make demo` (the main job) and `make test` (the whole suite).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CDC := $(VENV)/bin/cdc
+STAMP := $(VENV)/.installed
+
+.PHONY: help install system-deps demo test unit integration lint fmt stack-up stack-down stack-status bench clean
+
+help:
+	@echo "make demo   - set up everything, start the local stack, write demo data, show it flowing"
+	@echo "make test   - set up everything the tests need and run the whole suite"
+	@echo "make lint   - ruff + mypy (strict on app, agents, tables, models)"
+	@echo "make bench  - benchmarks against the real stack; figures in bench/results/"
+
+system-deps:
+	@bash stack/install-system-deps.sh
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: system-deps $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit -q
+
+integration: install
+	$(PY) -m pytest tests/integration
+
+test: install
+	$(PY) -m pytest tests
+
+stack-up: install
+	$(CDC) stack up
+
+stack-down:
+	$(CDC) stack down
+
+stack-status:
+	$(CDC) stack status
+
+demo: install
+	$(CDC) stack up
+	$(CDC) demo
+
+bench: install
+	$(PY) -m bench
+
+clean: stack-down
+	rm -rf .cdc-data

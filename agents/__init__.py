@@ -1,0 +1,1 @@
+"""Faust agents: thin wiring around the pure functions in :mod:`models`."""

@@ -1,0 +1,1 @@
+"""cass-cdc-pg: the Faust application that mirrors Cassandra tables into PostgreSQL."""

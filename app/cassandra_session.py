@@ -1,0 +1,28 @@
+"""Connecting to Cassandra with cassandra-driver from the settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import Cluster
+from cassandra.policies import DCAwareRoundRobinPolicy
+
+from app.settings import CassandraSettings
+
+
+def connect(settings: CassandraSettings, keyspace: str | None = None) -> tuple[Any, Any]:
+    """Return ``(cluster, session)``; the caller shuts the cluster down."""
+    auth = None
+    if settings.username:
+        password = settings.password.get_secret_value() if settings.password else ""
+        auth = PlainTextAuthProvider(username=settings.username, password=password)
+    cluster = Cluster(
+        contact_points=settings.hosts,
+        port=settings.port,
+        auth_provider=auth,
+        load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=settings.local_dc),
+        protocol_version=5,
+        connect_timeout=10,
+    )
+    return cluster, cluster.connect(keyspace)

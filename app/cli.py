@@ -1,0 +1,29 @@
+"""The ``cdc`` command: Faust's CLI for the app (``cdc worker`` ...) plus the project's own commands."""
+
+from __future__ import annotations
+
+import sys
+
+from app.settings import ConfigError, get_settings
+
+
+def _run_faust() -> None:
+    import agents  # noqa: F401  (registers agents and tables on the app)
+    import app.commands  # noqa: F401  (registers the project subcommands)
+    from app.faust_app import app as faust_app
+
+    faust_app.main()
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if argv and argv[0] == "stack":
+        from stack.cli import main as stack_main
+
+        sys.exit(stack_main(argv[1:]))
+    try:
+        get_settings()
+    except ConfigError as error:
+        print(f"cdc: {error}", file=sys.stderr)
+        sys.exit(2)
+    _run_faust()

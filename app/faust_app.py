@@ -1,0 +1,52 @@
+"""The one Faust application. Agents, tables and web views register on :data:`app` when imported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+
+from app.health import health
+from app.settings import Settings, get_settings
+
+
+def faust_options(settings: Settings) -> dict[str, Any]:
+    """Map our settings onto Faust's (pure, so the safety defaults are unit-tested)."""
+    return {
+        "id": settings.app_id,
+        "broker": f"kafka://{settings.kafka.bootstrap_servers}",
+        "store": "rocksdb://",
+        "datadir": str(settings.data_dir),
+        "web_bind": settings.web.host,
+        "web_host": settings.web.host,
+        "web_port": settings.web.port,
+        "web_tables_enabled": False,
+        "web_router_enabled": False,
+        "topic_replication_factor": 1,
+        "topic_allow_declare": True,
+        "consumer_auto_offset_reset": "earliest",
+        "broker_commit_every": 10_000,
+        "producer_acks": -1,
+        "autodiscover": False,
+    }
+
+
+def create_app(settings: Settings) -> faust.App:
+    faust_app = faust.App(**faust_options(settings))
+    setup_prometheus_sensors(faust_app)
+
+    @faust_app.page("/health")
+    async def health_view(web: Any, request: Any) -> Any:
+        body = health.as_dict()
+        return web.json(body, status=200 if health.healthy() else 503)
+
+    @faust_app.task
+    async def _connected() -> None:
+        # Runs once the worker's producer and consumer have started, i.e. Kafka answered.
+        health.mark("kafka", "up", settings.kafka.bootstrap_servers)
+
+    return faust_app
+
+
+app = create_app(get_settings())

@@ -1,0 +1,138 @@
+"""One typed settings object for the whole application, validated once at start-up.
+
+Sources, highest priority first: keyword arguments, environment variables (``CDC_`` prefix, ``__`` between
+nested keys, e.g. ``CDC_POSTGRES__DSN``), a TOML file named by ``CDC_CONFIG_FILE``, then the defaults, which
+point at the local stack (``cdc stack up``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class ConfigError(Exception):
+    """Raised when configuration is invalid; the message names the offending key."""
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:59092"
+    topic_prefix: str = "cdc"
+    dlq_topic: str = "dlq-events"
+    schema_change_topic: str = "schema-changes"
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_has_no_dot(cls, value: str) -> str:
+        if not value or value.endswith("."):
+            raise ValueError("must be non-empty and must not end with '.'")
+        return value
+
+
+class PostgresSettings(BaseModel):
+    dsn: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:55432/cdc")
+    pool_min_size: int = Field(default=1, ge=1)
+    pool_max_size: int = Field(default=4, ge=1)
+    statement_timeout_ms: int = Field(default=60_000, ge=0)
+
+
+class CassandraSettings(BaseModel):
+    hosts: list[str] = ["127.0.0.1"]
+    port: int = Field(default=59042, ge=1, le=65535)
+    local_dc: str = "datacenter1"
+    username: str | None = None
+    password: SecretStr | None = None
+    keyspaces: list[str] = []
+    """Keyspaces to replicate; empty means every keyspace that has a CDC topic."""
+
+
+class RegistrySettings(BaseModel):
+    url: str | None = None
+    """Confluent-compatible schema registry URL, needed only for Avro-encoded topics."""
+
+
+class WebSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=6066, ge=1, le=65535)
+    token: SecretStr | None = None
+    """Bearer token required by mutating endpoints; without one they are refused."""
+
+
+class SinkSettings(BaseModel):
+    batch_size: int = Field(default=2000, ge=1)
+    batch_timeout_s: float = Field(default=0.5, gt=0)
+    tombstone_grace_s: int = Field(default=864_000, ge=0)
+    """How long tombstones are remembered (like Cassandra's gc_grace_seconds)."""
+    ttl_sweep_interval_s: float = Field(default=5.0, gt=0)
+    default_schema_per_keyspace: bool = True
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CDC_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    app_id: str = "cass-cdc-pg"
+    data_dir: Path = Path(".cdc-data")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "console"
+    kafka: KafkaSettings = KafkaSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    cassandra: CassandraSettings = CassandraSettings()
+    registry: RegistrySettings = RegistrySettings()
+    web: WebSettings = WebSettings()
+    sink: SinkSettings = SinkSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("CDC_CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """Render a pydantic error as lines naming each offending key the way a user sets it."""
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        env = "CDC_" + "__".join(str(part) for part in item["loc"]).upper()
+        lines.append(f"invalid configuration {key} (env {env}): {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build and validate the settings; raise :class:`ConfigError` naming the bad key."""
+    config_file = os.environ.get("CDC_CONFIG_FILE")
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"invalid configuration CDC_CONFIG_FILE: no such file {config_file}")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, loaded once."""
+    return load_settings()

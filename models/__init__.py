@@ -1,0 +1,1 @@
+"""Pure, typed logic: event models, decoding, CQL type mapping and merge planning."""
