@@ -1,0 +1,133 @@
+"""SQL composition for mirror tables and the sink's own tables (pure; every identifier quoted).
+
+Per replicated table ``ks.tbl`` (mirror ``"schema"."name"``):
+
+- ``"schema"."name"``: the visible rows: primary key, every regular column natively typed, and bookkeeping in
+  ``_cdc_``-prefixed columns: ``_cdc_cells`` (per-cell write timestamp, expiry, tombstone flag as
+  ``{"col": [ts_us, expires_at_us | null, 0 | 1]}``), ``_cdc_marker`` / ``_cdc_marker_exp`` (row marker),
+  ``_cdc_deleted_ts`` (row tombstone), ``_cdc_expires_at`` (next TTL expiry, for the sweep),
+  ``_cdc_token`` (Murmur3 token of the partition key), ``_cdc_updated_at``.
+- ``"schema"."_cdc_<name>_dead"``: bookkeeping of rows that are not visible (deleted or expired) but whose
+  tombstones must be remembered for the grace period.
+- ``"schema"."_cdc_<name>_tombstones"``: partition and range tombstones, by partition key.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from app.sink.spec import ColumnSpec, MirrorSpec
+
+BOOKKEEPING: tuple[ColumnSpec, ...] = (
+    ColumnSpec("_cdc_cells", "jsonb NOT NULL DEFAULT '{}'"),
+    ColumnSpec("_cdc_marker", "bigint"),
+    ColumnSpec("_cdc_marker_exp", "bigint"),
+    ColumnSpec("_cdc_deleted_ts", "bigint"),
+    ColumnSpec("_cdc_expires_at", "bigint"),
+    ColumnSpec("_cdc_token", "bigint"),
+    ColumnSpec("_cdc_updated_at", "timestamptz NOT NULL DEFAULT now()"),
+)
+STATE_COLUMNS: tuple[str, ...] = ("_cdc_cells", "_cdc_marker", "_cdc_marker_exp", "_cdc_deleted_ts")
+
+
+def ident(*names: str) -> sql.Identifier:
+    return sql.Identifier(*names)
+
+
+def column_list(names: tuple[str, ...] | list[str]) -> sql.Composed:
+    return sql.SQL(", ").join(ident(n) for n in names)
+
+
+def _column_defs(columns: tuple[ColumnSpec, ...], not_null: bool = False) -> list[sql.Composable]:
+    suffix = " NOT NULL" if not_null else ""
+    return [sql.SQL("{} {}").format(ident(c.name), sql.SQL(c.pg_type + suffix)) for c in columns]
+
+
+def _pk(spec: MirrorSpec) -> sql.Composed:
+    return sql.SQL("PRIMARY KEY ({})").format(column_list([c.name for c in spec.primary_key]))
+
+
+def create_schema(spec: MirrorSpec) -> sql.Composed:
+    return sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident(spec.schema))
+
+
+def create_mirror(spec: MirrorSpec) -> sql.Composed:
+    parts = [
+        *_column_defs(spec.primary_key, not_null=True),
+        *_column_defs(spec.columns),
+        *_column_defs(BOOKKEEPING),
+        _pk(spec),
+    ]
+    return sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+        ident(spec.schema, spec.name), sql.SQL(", ").join(parts)
+    )
+
+
+def create_mirror_expiry_index(spec: MirrorSpec) -> sql.Composed:
+    return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (_cdc_expires_at) WHERE _cdc_expires_at IS NOT NULL").format(
+        ident(f"_cdc_{spec.name}_expiry_idx"), ident(spec.schema, spec.name)
+    )
+
+
+def create_dead(spec: MirrorSpec) -> sql.Composed:
+    parts = [
+        *_column_defs(spec.primary_key, not_null=True),
+        *_column_defs(tuple(c for c in BOOKKEEPING if c.name in STATE_COLUMNS)),
+        sql.SQL("_cdc_recorded_at timestamptz NOT NULL DEFAULT now()"),
+        _pk(spec),
+    ]
+    return sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+        ident(spec.schema, spec.dead_name), sql.SQL(", ").join(parts)
+    )
+
+
+def create_tombstones(spec: MirrorSpec) -> sql.Composed:
+    parts = [
+        *_column_defs(spec.partition_key, not_null=True),
+        sql.SQL("_cdc_kind text NOT NULL CHECK (_cdc_kind IN ('partition', 'range'))"),
+        sql.SQL("_cdc_ts bigint NOT NULL"),
+        sql.SQL("_cdc_range jsonb"),
+        sql.SQL("_cdc_recorded_at timestamptz NOT NULL DEFAULT now()"),
+    ]
+    return sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+        ident(spec.schema, spec.tombstones_name), sql.SQL(", ").join(parts)
+    )
+
+
+def create_tombstones_index(spec: MirrorSpec) -> sql.Composed:
+    return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+        ident(f"_cdc_{spec.name}_tombstones_pk_idx"),
+        ident(spec.schema, spec.tombstones_name),
+        column_list([c.name for c in spec.partition_key]),
+    )
+
+
+def mirror_ddl(spec: MirrorSpec) -> list[sql.Composed]:
+    """Every statement that creates a mirror and its side tables (idempotent)."""
+    return [
+        create_schema(spec),
+        create_mirror(spec),
+        create_mirror_expiry_index(spec),
+        create_dead(spec),
+        create_tombstones(spec),
+        create_tombstones_index(spec),
+    ]
+
+
+META_DDL: tuple[sql.SQL, ...] = (
+    sql.SQL(
+        """CREATE TABLE IF NOT EXISTS _cdc_checkpoints (
+            group_id text NOT NULL, topic text NOT NULL, partition integer NOT NULL,
+            next_offset bigint NOT NULL, generation bigint NOT NULL DEFAULT 0,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (group_id, topic, partition))"""
+    ),
+    sql.SQL("CREATE SEQUENCE IF NOT EXISTS _cdc_generation_seq"),
+    sql.SQL(
+        """CREATE TABLE IF NOT EXISTS _cdc_dlq_records (
+            id bigserial PRIMARY KEY, topic text NOT NULL, partition integer NOT NULL, "offset" bigint NOT NULL,
+            error_type text NOT NULL, error_message text NOT NULL, key bytea, value bytea,
+            headers jsonb NOT NULL DEFAULT '{}', recorded_at timestamptz NOT NULL DEFAULT now(),
+            replayed_at timestamptz, UNIQUE (topic, partition, "offset"))"""
+    ),
+)

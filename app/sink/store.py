@@ -1,0 +1,187 @@
+"""Loading and writing mirror state in PostgreSQL, set-based (COPY into temp tables + one statement each).
+
+All functions take an open connection inside the caller's transaction; nothing here commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from psycopg import Connection, sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from app.sink import ddl
+from app.sink.spec import ColumnSpec, MirrorSpec
+from app.sink.state_codec import decode_row, decode_tombstone, encode_range, fold_tombstones, mirror_values, state_values
+from models.convergence import PartitionTombstones, RowState
+from models.merge_plan import Needs, Plan
+from models.mutations import Key, PartitionDelete, RangeDelete
+
+_JSONB_STATE = frozenset({"_cdc_cells"})
+
+
+def _temp_name(kind: str, spec: MirrorSpec) -> str:
+    digest = hashlib.sha1(f"{spec.schema}.{spec.name}".encode(), usedforsecurity=False).hexdigest()[:16]
+    return f"_cdc_{kind}_{digest}"
+
+
+def _adapt(column: ColumnSpec | None, name: str, value: object) -> object:
+    """Wrap values for jsonb columns; everything else psycopg adapts by itself."""
+    if value is None:
+        return None
+    if name in _JSONB_STATE or (column is not None and column.pg_type.startswith("jsonb")):
+        return Jsonb(value)
+    return value
+
+
+class MirrorStore:
+    """Set-based access to one mirror table and its side tables."""
+
+    def __init__(self, spec: MirrorSpec) -> None:
+        self.spec = spec
+        self.pk = [c.name for c in spec.primary_key]
+        self.part = [c.name for c in spec.partition_key]
+        self.mirror_cols = [*self.pk, *(c.name for c in spec.columns), *ddl.STATE_COLUMNS, "_cdc_expires_at"]
+        self.dead_cols = [*self.pk, *ddl.STATE_COLUMNS]
+        self.types = {c.name: c for c in (*spec.primary_key, *spec.columns)}
+        self.keys_tmp = _temp_name("k", spec)
+        self.parts_tmp = _temp_name("p", spec)
+        self.stage_tmp = _temp_name("s", spec)
+        self.dead_stage_tmp = _temp_name("d", spec)
+        self._temps_ready: set[int] = set()
+
+    # -- set-up -------------------------------------------------------------------------------------------
+    def ensure(self, conn: Connection[Any]) -> None:
+        for statement in ddl.mirror_ddl(self.spec):
+            conn.execute(statement)
+
+    def _ensure_temps(self, conn: Connection[Any]) -> None:
+        if id(conn) in self._temps_ready:
+            return
+        s = self.spec
+        mirror, dead = ddl.ident(s.schema, s.name), ddl.ident(s.schema, s.dead_name)
+        like = "CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT {} FROM {} WITH NO DATA"
+        for tmp, cols, source in (
+            (self.keys_tmp, self.pk, mirror),
+            (self.parts_tmp, self.part, mirror),
+            (self.stage_tmp, self.mirror_cols, mirror),
+            (self.dead_stage_tmp, self.dead_cols, dead),
+        ):
+            conn.execute(sql.SQL(like).format(ddl.ident(tmp), ddl.column_list(cols), source))
+        self._temps_ready.add(id(conn))
+
+    def _fill(self, conn: Connection[Any], tmp: str, cols: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+        conn.execute(sql.SQL("TRUNCATE {}").format(ddl.ident(tmp)))
+        query = sql.SQL("COPY {} ({}) FROM STDIN").format(ddl.ident(tmp), ddl.column_list(list(cols)))
+        with conn.cursor().copy(query) as copy:
+            for row in rows:
+                copy.write_row([_adapt(self.types.get(c), c, v) for c, v in zip(cols, row, strict=True)])
+
+    # -- load ---------------------------------------------------------------------------------------------
+    def load(self, conn: Connection[Any], needs: Needs) -> tuple[dict[Key, RowState], dict[Key, PartitionTombstones]]:
+        self._ensure_temps(conn)
+        s = self.spec
+        rows: dict[Key, RowState] = {}
+        self._fill(conn, self.keys_tmp, self.pk, needs.row_keys)
+        if needs.full_partitions:
+            self._fill(conn, self.parts_tmp, self.part, needs.full_partitions)
+        for table, with_values in ((s.name, True), (s.dead_name, False)):
+            value_cols = [c.name for c in s.columns] if with_values else []
+            select = [*self.pk, *value_cols, *ddl.STATE_COLUMNS]
+            joins = [(self.keys_tmp, self.pk)]
+            if needs.full_partitions:
+                joins.append((self.parts_tmp, self.part))
+            for tmp, join_cols in joins:
+                query = sql.SQL("SELECT {} FROM {} t JOIN {} USING ({})").format(
+                    sql.SQL(", ").join(sql.SQL("t.{}").format(ddl.ident(c)) for c in select),
+                    ddl.ident(s.schema, table),
+                    ddl.ident(tmp),
+                    ddl.column_list(join_cols),
+                )
+                with conn.cursor(row_factory=dict_row) as cur:
+                    for record in cur.execute(query):
+                        key, state = decode_row(s, record)
+                        rows.setdefault(key, state)
+        return rows, self._load_tombstones(conn, needs.partitions)
+
+    def _load_tombstones(self, conn: Connection[Any], partitions: Iterable[Key]) -> dict[Key, PartitionTombstones]:
+        s = self.spec
+        self._fill(conn, self.parts_tmp, self.part, partitions)
+        query = sql.SQL("SELECT {}, t._cdc_kind, t._cdc_ts, t._cdc_range FROM {} t JOIN {} USING ({})").format(
+            sql.SQL(", ").join(sql.SQL("t.{}").format(ddl.ident(c)) for c in self.part),
+            ddl.ident(s.schema, s.tombstones_name),
+            ddl.ident(self.parts_tmp),
+            ddl.column_list(self.part),
+        )
+        n = len(self.part)
+        items = [
+            (tuple(r[:n]), decode_tombstone(tuple(r[:n]), r[n], r[n + 1], r[n + 2]))
+            for r in conn.execute(query).fetchall()
+        ]
+        return fold_tombstones(items)
+
+    # -- write --------------------------------------------------------------------------------------------
+    def write(self, conn: Connection[Any], plan: Plan, now_us: int) -> None:
+        self._ensure_temps(conn)
+        visible, dead, gone = [], [], []
+        for key, row in plan.rows.items():
+            if row.is_visible(now_us):
+                visible.append((key, row))
+            elif row.is_empty():
+                gone.append(key)
+            else:
+                dead.append((key, row))
+        s = self.spec
+        if visible:
+            rows = (mirror_values(s, k, r, now_us) for k, r in visible)
+            self._fill(conn, self.stage_tmp, self.mirror_cols, ([v[c] for c in self.mirror_cols] for v in rows))
+            self._upsert(conn, s.name, self.stage_tmp, self.mirror_cols, extra="_cdc_updated_at = now()")
+        if dead:
+            rows2 = ({**dict(zip(self.pk, k, strict=True)), **state_values(r)} for k, r in dead)
+            self._fill(conn, self.dead_stage_tmp, self.dead_cols, ([v[c] for c in self.dead_cols] for v in rows2))
+            self._upsert(conn, s.dead_name, self.dead_stage_tmp, self.dead_cols, extra="_cdc_recorded_at = now()")
+        self._delete(conn, s.dead_name, [k for k, _ in visible] + gone)
+        self._delete(conn, s.name, [k for k, _ in dead] + gone)
+        self._insert_tombstones(conn, plan.tombstones)
+
+    def _upsert(self, conn: Connection[Any], table: str, tmp: str, cols: list[str], extra: str) -> None:
+        updates = [sql.SQL("{0} = EXCLUDED.{0}").format(ddl.ident(c)) for c in cols if c not in self.pk]
+        query = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO UPDATE SET {}, {}").format(
+            ddl.ident(self.spec.schema, table),
+            ddl.column_list(cols),
+            ddl.column_list(cols),
+            ddl.ident(tmp),
+            ddl.column_list(self.pk),
+            sql.SQL(", ").join(updates),
+            sql.SQL(extra),
+        )
+        conn.execute(query)
+
+    def _delete(self, conn: Connection[Any], table: str, keys: list[Key]) -> None:
+        if not keys:
+            return
+        self._fill(conn, self.keys_tmp, self.pk, keys)
+        cond = sql.SQL(" AND ").join(sql.SQL("t.{0} = k.{0}").format(ddl.ident(c)) for c in self.pk)
+        conn.execute(
+            sql.SQL("DELETE FROM {} t USING {} k WHERE {}").format(
+                ddl.ident(self.spec.schema, table), ddl.ident(self.keys_tmp), cond
+            )
+        )
+
+    def _insert_tombstones(self, conn: Connection[Any], tombstones: list[PartitionDelete | RangeDelete]) -> None:
+        if not tombstones:
+            return
+        cols = [*self.part, "_cdc_kind", "_cdc_ts", "_cdc_range"]
+        query = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            ddl.ident(self.spec.schema, self.spec.tombstones_name), ddl.column_list(cols)
+        )
+        with conn.cursor().copy(query) as copy:
+            for t in tombstones:
+                part = [_adapt(self.types.get(c), c, v) for c, v in zip(self.part, t.partition, strict=True)]
+                if isinstance(t, PartitionDelete):
+                    copy.write_row([*part, "partition", t.ts, None])
+                else:
+                    copy.write_row([*part, "range", t.ts, Jsonb(encode_range(t))])
