@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from models.mutations import Bound, BoundKind, Key, PartitionDelete, RangeDelete, RowDelete, RowWrite
+from models.mutations import Bound, BoundKind, Key, PartitionDelete, RangeDelete, RowWrite
 
 OrderBytes = Callable[[str, object], bytes]
 """Cassandra's serialized bytes of a column value, for the equal-timestamp tie rule."""

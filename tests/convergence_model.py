@@ -18,7 +18,7 @@ def _cmp(a: object, b: object, desc: bool) -> int:
 
 def _covered(clustering: Key, m: RangeDelete, descending: tuple[bool, ...]) -> bool:
     def compare(prefix: Key) -> int:
-        for x, y, d in zip(clustering, prefix, descending):
+        for x, y, d in zip(clustering, prefix, descending, strict=False):
             c = _cmp(x, y, d)
             if c:
                 return c
@@ -51,7 +51,9 @@ def expected_rows(
         deletions = [m.ts for m in ms if isinstance(m, RowDelete) and m.key == key]
         deletions += [m.ts for m in ms if isinstance(m, PartitionDelete) and m.partition == part]
         deletions += [
-            m.ts for m in ms if isinstance(m, RangeDelete) and m.partition == part and _covered(clustering, m, descending)
+            m.ts
+            for m in ms
+            if isinstance(m, RangeDelete) and m.partition == part and _covered(clustering, m, descending)
         ]
         floor = max(deletions, default=-1)
         survivors = [w for w in writes if w.key == key and w.ts > floor]
@@ -74,7 +76,9 @@ def expected_rows(
             alive = winner.value is not None and (winner.expires_at is None or winner.expires_at > now_us)  # type: ignore[attr-defined]
             row[column] = winner.value if alive else None  # type: ignore[attr-defined]
             live = live or alive
-        markers = [(w.ts, w.marker_expires_at is not None, w.marker_expires_at or 0) for w in survivors if w.marker]
+        markers = [
+            (w.ts, w.marker_expires_at is not None, w.marker_expires_at or 0) for w in survivors if w.marker
+        ]
         if markers:
             _, _, exp = max(markers)
             live = live or exp == 0 or exp > now_us

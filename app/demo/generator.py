@@ -84,7 +84,7 @@ class Planner:
     orders: deque[tuple[str, uuid.UUID, datetime, uuid.UUID]] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
+        self.rng = random.Random(self.seed)  # noqa: S311  (test data, not crypto)
         self.customers = deque(maxlen=self.memory)
         self.orders = deque(maxlen=self.memory)
 
@@ -108,8 +108,12 @@ class Planner:
 
     def _address(self) -> tuple[Any, ...]:
         r = self.rng
-        return (f"{r.randint(1, 999)} Main St", r.choice(["Oslo", "Lyon", "Austin"]), r.randint(1000, 99999),
-                (round(r.uniform(-90, 90), 6), round(r.uniform(-180, 180), 6)))
+        return (
+            f"{r.randint(1, 999)} Main St",
+            r.choice(["Oslo", "Lyon", "Austin"]),
+            r.randint(1000, 99999),
+            (round(r.uniform(-90, 90), 6), round(r.uniform(-180, 180), 6)),
+        )
 
     # -- customers ----------------------------------------------------------------------------------------
     def _customer_insert(self) -> Write:
@@ -118,18 +122,30 @@ class Planner:
         self.customers.append(key)
         now = datetime.now(UTC).replace(microsecond=r.randrange(0, 1000) * 1000)
         row = (
-            f"Customer {r.randint(1, 10**6)}", f"user{r.randint(1, 10**6)}@example.com", f"h{r.randint(1, 999)}",
-            r.randint(-128, 127), r.randint(-(2**15), 2**15 - 1), r.randint(0, 10**6), r.randint(-(2**63), 2**63 - 1),
-            r.randint(-(10**30), 10**30), Decimal(f"{r.randint(-10**12, 10**12)}.{r.randint(0, 10**6):06d}"),
-            r.uniform(-1e6, 1e6), r.uniform(-1e12, 1e12), r.random() < 0.5, r.randbytes(r.randint(0, 32)),
+            f"Customer {r.randint(1, 10**6)}",
+            f"user{r.randint(1, 10**6)}@example.com",
+            f"h{r.randint(1, 999)}",
+            r.randint(-128, 127),
+            r.randint(-(2**15), 2**15 - 1),
+            r.randint(0, 10**6),
+            r.randint(-(2**63), 2**63 - 1),
+            r.randint(-(10**30), 10**30),
+            Decimal(f"{r.randint(-(10**12), 10**12)}.{r.randint(0, 10**6):06d}"),
+            r.uniform(-1e6, 1e6),
+            r.uniform(-1e12, 1e12),
+            r.random() < 0.5,
+            r.randbytes(r.randint(0, 32)),
             date(1950, 1, 1) + timedelta(days=r.randint(0, 25_000)),
-            r.randint(0, 86_400 * 10**9 - 1), now,
+            r.randint(0, 86_400 * 10**9 - 1),
+            now,
             Duration(r.randint(0, 24), r.randint(0, 30), r.randint(0, 86_400 * 10**9)),
-            str(IPv4Address(r.getrandbits(32))), self._timeuuid(),
+            str(IPv4Address(r.getrandbits(32))),
+            self._timeuuid(),
             {f"tag{r.randint(1, 20)}" for _ in range(r.randint(0, 3))},
             [f"+47{r.randint(10**7, 10**8 - 1)}" for _ in range(r.randint(0, 2))],
             {f"pref{r.randint(1, 9)}": r.choice(["on", "off"]) for _ in range(r.randint(0, 3))},
-            self._address(), self._address(),
+            self._address(),
+            self._address(),
             (r.randint(0, 100), r.choice(["x", "y"]), r.uniform(0, 1)),
             [r.uniform(-1, 1) for _ in range(4)],
         )
@@ -147,8 +163,13 @@ class Planner:
             return None
         return Write(
             "customer_append",
-            ({f"tag{r.randint(1, 20)}"}, [f"+1{r.randint(10**9, 10**10 - 1)}"], f"pref{r.randint(1, 9)}",
-             r.choice(["on", "off"]), *key),
+            (
+                {f"tag{r.randint(1, 20)}"},
+                [f"+1{r.randint(10**9, 10**10 - 1)}"],
+                f"pref{r.randint(1, 9)}",
+                r.choice(["on", "off"]),
+                *key,
+            ),
         )
 
     def _customer_remove(self) -> Write | None:
@@ -178,9 +199,16 @@ class Planner:
         items = [{f"sku{r.randint(1, 50)}": r.randint(1, 5)} for _ in range(r.randint(1, 3))]
         return Write(
             "order_insert",
-            (*key, r.choice(["new", "paid"]), Decimal(r.randint(1, 10**7)) / 100, r.randint(1, 10), items,
-             {r.choice(["gift", "express", "bulk"])}, [f"note {r.randint(1, 9)}"],
-             {r.randint(1, 5): Decimal(r.randint(1, 500)) / 10}),
+            (
+                *key,
+                r.choice(["new", "paid"]),
+                Decimal(r.randint(1, 10**7)) / 100,
+                r.randint(1, 10),
+                items,
+                {r.choice(["gift", "express", "bulk"])},
+                [f"note {r.randint(1, 9)}"],
+                {r.randint(1, 5): Decimal(r.randint(1, 500)) / 10},
+            ),
         )
 
     def _order_update(self) -> Write | None:
@@ -206,15 +234,25 @@ class Planner:
         if not self.orders:
             return None
         tenant, customer_id, ts, _ = self.rng.choice(self.orders)
-        return Write("order_range_delete", (tenant, customer_id, ts - timedelta(minutes=5), ts + timedelta(minutes=5)))
+        return Write(
+            "order_range_delete", (tenant, customer_id, ts - timedelta(minutes=5), ts + timedelta(minutes=5))
+        )
 
     # -- readings -----------------------------------------------------------------------------------------
     def _reading_ttl_insert(self) -> Write:
         r = self.rng
         return Write(
             "reading_ttl_insert",
-            (self._uuid(), date.today(), r.randint(0, 10**6), r.choice(["temp", "rh"]), r.uniform(-40, 40),
-             r.randbytes(8), {r.randint(0, 7)}, r.randint(30, 600)),
+            (
+                self._uuid(),
+                date.today(),
+                r.randint(0, 10**6),
+                r.choice(["temp", "rh"]),
+                r.uniform(-40, 40),
+                r.randbytes(8),
+                {r.randint(0, 7)},
+                r.randint(30, 600),
+            ),
         )
 
 
@@ -229,7 +267,9 @@ class GeneratorReport:
         return sum(self.planned.values()) - self.failed
 
 
-def run(session: Any, rate: float, seconds: float, seed: int = 0, max_in_flight: int = 256) -> GeneratorReport:
+def run(
+    session: Any, rate: float, seconds: float, seed: int = 0, max_in_flight: int = 256
+) -> GeneratorReport:
     """Execute the planned mix on ``session`` at ``rate`` writes/s for ``seconds``."""
     prepared = {name: session.prepare(cql) for name, cql in STATEMENTS.items()}
     gate = Semaphore(max_in_flight)

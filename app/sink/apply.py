@@ -12,7 +12,9 @@ from models.merge_plan import needs, plan
 from models.mutations import Mutation
 
 
-def apply_mutations(conn: Connection[Any], store: MirrorStore, mutations: Sequence[Mutation], now_us: int) -> int:
+def apply_mutations(
+    conn: Connection[Any], store: MirrorStore, mutations: Sequence[Mutation], now_us: int
+) -> int:
     """Apply ``mutations`` inside the caller's transaction; returns how many rows changed."""
     if not mutations:
         return 0

@@ -64,9 +64,9 @@ def create_mirror(spec: MirrorSpec) -> sql.Composed:
 
 
 def create_mirror_expiry_index(spec: MirrorSpec) -> sql.Composed:
-    return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (_cdc_expires_at) WHERE _cdc_expires_at IS NOT NULL").format(
-        ident(f"_cdc_{spec.name}_expiry_idx"), ident(spec.schema, spec.name)
-    )
+    return sql.SQL(
+        "CREATE INDEX IF NOT EXISTS {} ON {} (_cdc_expires_at) WHERE _cdc_expires_at IS NOT NULL"
+    ).format(ident(f"_cdc_{spec.name}_expiry_idx"), ident(spec.schema, spec.name))
 
 
 def create_dead(spec: MirrorSpec) -> sql.Composed:

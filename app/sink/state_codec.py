@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.sink.spec import MirrorSpec
 from models.convergence import UNKNOWN, Cell, Marker, PartitionTombstones, RowState
 from models.keycodec import decode_key, encode_key
 from models.mutations import Bound, BoundKind, Key, PartitionDelete, RangeDelete
-
-from app.sink.spec import MirrorSpec
 
 
 def encode_cells(cells: Mapping[str, Cell]) -> dict[str, list[int | None]]:
@@ -64,7 +63,9 @@ def encode_range(m: RangeDelete) -> dict[str, object]:
     }
 
 
-def decode_tombstone(partition: Key, kind: str, ts: int, data: Mapping[str, Any] | None) -> PartitionDelete | RangeDelete:
+def decode_tombstone(
+    partition: Key, kind: str, ts: int, data: Mapping[str, Any] | None
+) -> PartitionDelete | RangeDelete:
     if kind == "partition" or data is None:
         return PartitionDelete(partition, ts)
     start, end = data["start"], data["end"]

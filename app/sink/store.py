@@ -15,7 +15,14 @@ from psycopg.types.json import Jsonb
 
 from app.sink import ddl
 from app.sink.spec import ColumnSpec, MirrorSpec
-from app.sink.state_codec import decode_row, decode_tombstone, encode_range, fold_tombstones, mirror_values, state_values
+from app.sink.state_codec import (
+    decode_row,
+    decode_tombstone,
+    encode_range,
+    fold_tombstones,
+    mirror_values,
+    state_values,
+)
 from models.convergence import PartitionTombstones, RowState
 from models.merge_plan import Needs, Plan
 from models.mutations import Key, PartitionDelete, RangeDelete
@@ -73,7 +80,9 @@ class MirrorStore:
             conn.execute(sql.SQL(like).format(ddl.ident(tmp), ddl.column_list(cols), source))
         self._temps_ready.add(id(conn))
 
-    def _fill(self, conn: Connection[Any], tmp: str, cols: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    def _fill(
+        self, conn: Connection[Any], tmp: str, cols: Sequence[str], rows: Iterable[Sequence[object]]
+    ) -> None:
         conn.execute(sql.SQL("TRUNCATE {}").format(ddl.ident(tmp)))
         query = sql.SQL("COPY {} ({}) FROM STDIN").format(ddl.ident(tmp), ddl.column_list(list(cols)))
         with conn.cursor().copy(query) as copy:
@@ -81,7 +90,9 @@ class MirrorStore:
                 copy.write_row([_adapt(self.types.get(c), c, v) for c, v in zip(cols, row, strict=True)])
 
     # -- load ---------------------------------------------------------------------------------------------
-    def load(self, conn: Connection[Any], needs: Needs) -> tuple[dict[Key, RowState], dict[Key, PartitionTombstones]]:
+    def load(
+        self, conn: Connection[Any], needs: Needs
+    ) -> tuple[dict[Key, RowState], dict[Key, PartitionTombstones]]:
         self._ensure_temps(conn)
         s = self.spec
         rows: dict[Key, RowState] = {}
@@ -107,10 +118,14 @@ class MirrorStore:
                         rows.setdefault(key, state)
         return rows, self._load_tombstones(conn, needs.partitions)
 
-    def _load_tombstones(self, conn: Connection[Any], partitions: Iterable[Key]) -> dict[Key, PartitionTombstones]:
+    def _load_tombstones(
+        self, conn: Connection[Any], partitions: Iterable[Key]
+    ) -> dict[Key, PartitionTombstones]:
         s = self.spec
         self._fill(conn, self.parts_tmp, self.part, partitions)
-        query = sql.SQL("SELECT {}, t._cdc_kind, t._cdc_ts, t._cdc_range FROM {} t JOIN {} USING ({})").format(
+        query = sql.SQL(
+            "SELECT {}, t._cdc_kind, t._cdc_ts, t._cdc_range FROM {} t JOIN {} USING ({})"
+        ).format(
             sql.SQL(", ").join(sql.SQL("t.{}").format(ddl.ident(c)) for c in self.part),
             ddl.ident(s.schema, s.tombstones_name),
             ddl.ident(self.parts_tmp),
@@ -137,12 +152,18 @@ class MirrorStore:
         s = self.spec
         if visible:
             rows = (mirror_values(s, k, r, now_us) for k, r in visible)
-            self._fill(conn, self.stage_tmp, self.mirror_cols, ([v[c] for c in self.mirror_cols] for v in rows))
+            self._fill(
+                conn, self.stage_tmp, self.mirror_cols, ([v[c] for c in self.mirror_cols] for v in rows)
+            )
             self._upsert(conn, s.name, self.stage_tmp, self.mirror_cols, extra="_cdc_updated_at = now()")
         if dead:
             rows2 = ({**dict(zip(self.pk, k, strict=True)), **state_values(r)} for k, r in dead)
-            self._fill(conn, self.dead_stage_tmp, self.dead_cols, ([v[c] for c in self.dead_cols] for v in rows2))
-            self._upsert(conn, s.dead_name, self.dead_stage_tmp, self.dead_cols, extra="_cdc_recorded_at = now()")
+            self._fill(
+                conn, self.dead_stage_tmp, self.dead_cols, ([v[c] for c in self.dead_cols] for v in rows2)
+            )
+            self._upsert(
+                conn, s.dead_name, self.dead_stage_tmp, self.dead_cols, extra="_cdc_recorded_at = now()"
+            )
         self._delete(conn, s.dead_name, [k for k, _ in visible] + gone)
         self._delete(conn, s.name, [k for k, _ in dead] + gone)
         self._insert_tombstones(conn, plan.tombstones)
@@ -171,7 +192,9 @@ class MirrorStore:
             )
         )
 
-    def _insert_tombstones(self, conn: Connection[Any], tombstones: list[PartitionDelete | RangeDelete]) -> None:
+    def _insert_tombstones(
+        self, conn: Connection[Any], tombstones: list[PartitionDelete | RangeDelete]
+    ) -> None:
         if not tombstones:
             return
         cols = [*self.part, "_cdc_kind", "_cdc_ts", "_cdc_range"]

@@ -47,7 +47,9 @@ cell = st.builds(
     value=st.one_of(st.none(), st.integers(-3, 3)),
     expires_at=expiry,
 )
-text_cell = st.builds(CellWrite, value=st.one_of(st.none(), st.sampled_from(["x", "y", "zz"])), expires_at=expiry)
+text_cell = st.builds(
+    CellWrite, value=st.one_of(st.none(), st.sampled_from(["x", "y", "zz"])), expires_at=expiry
+)
 keys = st.tuples(st.integers(0, 1), st.integers(0, 3))
 
 

@@ -1,0 +1,71 @@
+"""Kafka offsets stored in PostgreSQL, in the same transaction as the rows they cover, with fencing.
+
+On partition assignment a worker claims each partition: the claim bumps the partition's generation from a
+sequence and returns the stored next offset. Every batch commit moves the offset only where the generation is
+still the worker's own; a worker that lost a partition in a rebalance finds its generation replaced, its
+update touches no row, and its whole transaction is rolled back (:class:`Fenced`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import Connection
+
+
+class Fenced(Exception):
+    """Another worker owns a partition this batch covers; the batch must not commit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    topic: str
+    partition: int
+    next_offset: int | None
+    generation: int
+
+
+def ensure_meta(conn: Connection[Any]) -> None:
+    from app.sink.ddl import META_DDL
+
+    for statement in META_DDL:
+        conn.execute(statement)
+
+
+def claim(
+    conn: Connection[Any], group_id: str, partitions: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], Claim]:
+    """Take ownership of ``partitions`` (inside the caller's transaction) and return the stored offsets."""
+    claims: dict[tuple[str, int], Claim] = {}
+    for topic, partition in sorted(partitions):
+        row = conn.execute(
+            """INSERT INTO _cdc_checkpoints (group_id, topic, partition, next_offset, generation)
+               VALUES (%s, %s, %s, -1, nextval('_cdc_generation_seq'))
+               ON CONFLICT (group_id, topic, partition)
+               DO UPDATE SET generation = nextval('_cdc_generation_seq'), updated_at = now()
+               RETURNING next_offset, generation""",
+            (group_id, topic, partition),
+        ).fetchone()
+        assert row is not None
+        next_offset = None if row[0] < 0 else int(row[0])
+        claims[(topic, partition)] = Claim(topic, partition, next_offset, int(row[1]))
+    return claims
+
+
+def advance(
+    conn: Connection[Any],
+    group_id: str,
+    offsets: Mapping[tuple[str, int], int],
+    generations: Mapping[tuple[str, int], int],
+) -> None:
+    """Store ``offsets`` (next offset to read per partition); raise :class:`Fenced` if not the owner."""
+    for (topic, partition), next_offset in sorted(offsets.items()):
+        cur = conn.execute(
+            """UPDATE _cdc_checkpoints SET next_offset = %s, updated_at = now()
+               WHERE group_id = %s AND topic = %s AND partition = %s AND generation = %s""",
+            (next_offset, group_id, topic, partition, generations[(topic, partition)]),
+        )
+        if cur.rowcount != 1:
+            raise Fenced(f"{topic}[{partition}] is owned by another worker generation")

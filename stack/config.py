@@ -1,0 +1,123 @@
+"""Settings of the local stack: every host, port, directory and tunable, overridable by ``CDC_STACK_*``.
+
+A field ``foo_bar`` is read from the environment variable ``CDC_STACK_FOO_BAR``; e.g. ``CDC_STACK_DIR``
+moves all state (data, logs, pid files, the Maven cache) and ``CDC_STACK_PG_PORT`` moves PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CDC_STACK_"
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All knobs; build with :meth:`from_env`."""
+
+    dir: Path = REPO_ROOT / ".stack"
+    cache_dir: Path | None = None
+    host: str = "127.0.0.1"
+    # PostgreSQL
+    pg_port: int = 55432
+    pg_user: str = "postgres"
+    pg_database: str = "cdc"
+    pg_bin: Path = Path("/usr/lib/postgresql/15/bin")
+    pg_os_user: str = "postgres"
+    # Kafka (KRaft, one node)
+    kafka_port: int = 59092
+    kafka_controller_port: int = 59093
+    kafka_heap: str = "512m"
+    # Cassandra
+    cassandra_port: int = 59042
+    cassandra_storage_port: int = 57000
+    cassandra_heap: str = "1G"
+    cassandra_cluster: str = "cdc-local"
+    cassandra_datacenter: str = "datacenter1"
+    commitlog_sync_period_ms: int = 100
+    cdc_total_space_mib: int = 4096
+    # Debezium Cassandra agent
+    debezium_http_port: int = 58000
+    debezium_heap: str = "512m"
+    topic_prefix: str = "cdc"
+    snapshot_mode: str = "never"
+    converter: str = "json"
+    idx_poll_ms: int = 100
+    queue_poll_ms: int = 50
+    linger_ms: int = 0
+    # Optional services
+    apicurio_port: int = 58081
+    apicurio_heap: str = "384m"
+    openbao_port: int = 58200
+    openbao_token: str = "cdc-dev-root"  # noqa: S105 - dev-server root token, local only
+    bao: str = "bao"
+    # Tools and timeouts
+    java: str = "java"
+    mvn: str = "mvn"
+    maven_repo: Path | None = None
+    start_timeout: float = 240.0
+    stop_timeout: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``CDC_STACK_<FIELD>`` overrides from ``env`` (default: ``os.environ``)."""
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = source.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _convert(f.name, str(f.type), raw)
+        return cls(**values)
+
+    @property
+    def cache(self) -> Path:
+        """Maven-resolved classpaths live here (``<dir>/cache`` unless ``CDC_STACK_CACHE_DIR``)."""
+        return self.cache_dir or self.dir / "cache"
+
+    def data_dir(self, service: str) -> Path:
+        return self.dir / "data" / service
+
+    def conf_dir(self, service: str) -> Path:
+        return self.dir / "conf" / service
+
+    def log_file(self, service: str) -> Path:
+        return self.dir / "logs" / f"{service}.log"
+
+    def pid_file(self, service: str) -> Path:
+        return self.dir / "run" / f"{service}.pid"
+
+    @property
+    def pg_dsn(self) -> str:
+        return f"postgresql://{self.pg_user}@{self.host}:{self.pg_port}/{self.pg_database}"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def registry_url(self) -> str:
+        """Confluent-compatible schema registry API of Apicurio."""
+        return f"http://{self.host}:{self.apicurio_port}/apis/ccompat/v7"
+
+
+def _convert(name: str, type_name: str, raw: str) -> Any:
+    """Turn an environment string into the field's type (int, float, Path, optional Path or str)."""
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+        if type_name.startswith("Path"):
+            return Path(raw).expanduser().resolve() if raw else None
+    except ValueError as exc:
+        from stack.errors import StackError
+
+        raise StackError(f"{ENV_PREFIX}{name.upper()}={raw!r}: {exc}") from None
+    return raw

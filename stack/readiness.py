@@ -1,0 +1,100 @@
+"""Real readiness probes (a query, a produce, an HTTP 200) and the polling loop around them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Callable
+
+from stack.errors import StackError
+
+READY_TOPIC = "__stack_ready"
+
+
+def wait_until(
+    probe: Callable[[], bool],
+    *,
+    what: str,
+    timeout: float,
+    alive: Callable[[], bool] | None = None,
+    on_fail: Callable[[], list[str]] | None = None,
+    interval: float = 0.5,
+) -> float:
+    """Poll ``probe`` until it is true; returns the seconds waited.
+
+    Raises StackError when ``timeout`` passes or ``alive`` says the process has exited, with
+    ``on_fail()`` (typically the log tail) as detail.
+    """
+    start = time.monotonic()
+    while True:
+        if safe(probe):
+            return time.monotonic() - start
+        if alive is not None and not alive():
+            raise StackError(f"{what} exited during startup", on_fail() if on_fail else None)
+        if time.monotonic() - start > timeout:
+            raise StackError(f"{what} not ready after {timeout:.0f}s", on_fail() if on_fail else None)
+        time.sleep(interval)
+
+
+def safe(probe: Callable[[], bool]) -> bool:
+    try:
+        return bool(probe())
+    except Exception:  # any failure of a probe means "not ready yet"
+        return False
+
+
+def postgres(dsn: str, timeout: float = 2.0) -> bool:
+    import psycopg
+
+    with psycopg.connect(dsn, connect_timeout=max(1, int(timeout))) as conn:
+        return conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def cassandra(host: str, port: int, timeout: float = 3.0) -> bool:
+    """``SELECT release_version FROM system.local`` over CQL."""
+    return cassandra_version(host, port, timeout) is not None
+
+
+def cassandra_version(host: str, port: int, timeout: float = 3.0) -> str | None:
+    from cassandra.cluster import Cluster
+
+    logging.getLogger("cassandra").setLevel(logging.CRITICAL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cluster = Cluster([host], port=port, connect_timeout=timeout, control_connection_timeout=timeout)
+    try:
+        row = cluster.connect().execute("SELECT release_version FROM system.local", timeout=timeout).one()
+        return row.release_version if row else None
+    finally:
+        cluster.shutdown()
+
+
+def kafka(bootstrap: str, timeout: float = 5.0) -> bool:
+    """Produce one record (acks=all) to ``__stack_ready``: proves metadata, leadership and appends."""
+    return asyncio.run(asyncio.wait_for(_kafka_produce(bootstrap, timeout), timeout + 1))
+
+
+async def _kafka_produce(bootstrap: str, timeout: float) -> bool:
+    from aiokafka import AIOKafkaProducer
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    ms = int(timeout * 1000)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=ms)
+    await producer.start()
+    try:
+        meta = await producer.send_and_wait(READY_TOPIC, b"ready")
+        return bool(meta.offset >= 0)
+    finally:
+        await producer.stop()
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - local http URL
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

@@ -1,0 +1,67 @@
+"""Apache Kafka 3.9 in KRaft mode, one node acting as broker and controller."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import uuid
+from pathlib import Path
+
+from stack import jvm, maven, readiness, render
+from stack.config import Settings
+from stack.errors import StackError
+from stack.process import Launch
+from stack.services.base import Service, write
+
+MAIN = "kafka.Kafka"
+STORAGE_TOOL = "kafka.tools.StorageTool"
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+class Kafka(Service):
+    name = "kafka"
+
+    def ports(self, s: Settings) -> list[int]:
+        return [s.kafka_port, s.kafka_controller_port]
+
+    def resolve(self, s: Settings) -> None:
+        jvm.java_bin(s)
+        maven.resolve(s, self.name)
+
+    def prepare(self, s: Settings) -> Launch:
+        data, conf = self.data_dir(s), self.conf_dir(s)
+        data.mkdir(parents=True, exist_ok=True)
+        server = write(conf / "server.properties", render.kafka_server_properties(s, data))
+        log4j = write(conf / "log4j.properties", render.log4j_properties(s.log_file(self.name)))
+        base = self.java_base(s, log4j)
+        if not (data / "meta.properties").is_file():
+            self.format_storage(base, server)
+        argv = [*base, *jvm.heap(s.kafka_heap), "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", MAIN, str(server)]
+        return Launch(argv=argv, cwd=data)
+
+    def java_base(self, s: Settings, log4j: Path) -> list[str]:
+        lib = maven.lib_dir(s, self.name)
+        return [
+            jvm.java_bin(s),
+            "-Djava.awt.headless=true",
+            "-XX:+ExitOnOutOfMemoryError",
+            f"-Dlog4j.configuration={log4j.as_uri()}",
+            "-cp",
+            jvm.classpath(lib),
+        ]
+
+    def format_storage(self, base: list[str], server: Path) -> None:
+        argv = [*base, "-Xmx256m", STORAGE_TOOL, "format", "-t", new_cluster_id(), "-c", str(server)]
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise StackError("kafka: storage format failed", (proc.stdout + proc.stderr).splitlines()[-30:])
+
+    def probe(self, s: Settings) -> bool:
+        return readiness.kafka(s.kafka_bootstrap)
+
+    def endpoint(self, s: Settings) -> dict[str, object]:
+        return {"bootstrap": s.kafka_bootstrap, "host": s.host, "port": s.kafka_port}
