@@ -1,1 +1,5 @@
 """Faust agents: thin wiring around the pure functions in :mod:`models`."""
+
+from agents import changes
+
+__all__ = ["changes"]

@@ -29,6 +29,9 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_commit_every": 10_000,
         "producer_acks": -1,
         "autodiscover": False,
+        "topic_partitions": 1,
+        "consumer_metadata_max_age_ms": 5_000,
+        "stream_wait_empty": True,
     }
 
 

@@ -74,7 +74,9 @@ class SinkSettings(BaseModel):
     tombstone_grace_s: int = Field(default=864_000, ge=0)
     """How long tombstones are remembered (like Cassandra's gc_grace_seconds)."""
     ttl_sweep_interval_s: float = Field(default=5.0, gt=0)
-    default_schema_per_keyspace: bool = True
+    table_targets: dict[str, str] = {}
+    """Per-table mirror names, ``{"ks.tbl": "schema.name"}``; default ``"ks"."tbl"``."""
+    readback_concurrency: int = Field(default=64, ge=1)
 
 
 class Settings(BaseSettings):

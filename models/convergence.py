@@ -56,7 +56,7 @@ def cell_wins(new: Cell, old: Cell, order_bytes: Callable[[object], bytes]) -> b
     old_rank = (old.is_tombstone or old.expires_at is not None, old.is_tombstone, old.expires_at or 0)
     if new_rank != old_rank:
         return new_rank > old_rank
-    if new.is_tombstone or new.value is UNKNOWN or old.value is UNKNOWN:
+    if new.is_tombstone or new.value is UNKNOWN or old.value is UNKNOWN or new.value == old.value:
         # Equal rank with an unknown value happens only between expired cells: either reads as null.
         return False
     return order_bytes(new.value) > order_bytes(old.value)
@@ -193,3 +193,29 @@ class PartitionTombstones:
 
 
 NO_TOMBSTONES = PartitionTombstones()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBack:
+    """A non-frozen collection as Cassandra returned it: the value and its newest element write time."""
+
+    value: object
+    newest_ts: int | None
+    expires_at: int | None = None
+
+
+def apply_readback(row: RowState, values: Mapping[str, ReadBack], trigger_ts: int) -> RowState:
+    """Replace hint columns with what Cassandra holds now (authoritative, not last-write-wins).
+
+    A read made later sees a newer state, so it overrides earlier reads. A present value takes its newest
+    element's write time (newer than any tombstone Cassandra applied, so the invariant holds); an absent one
+    becomes a tombstone at the newest timestamp known for the cell (or stays absent).
+    """
+    cells = dict(row.cells)
+    for name, read in values.items():
+        old = cells.get(name)
+        if read.value is not None and read.newest_ts is not None:
+            cells[name] = Cell(read.newest_ts, read.value, read.expires_at)
+        elif old is not None:
+            cells[name] = Cell(max(trigger_ts, old.ts), None)
+    return replace(row, cells=cells)

@@ -45,7 +45,7 @@ class Settings:
     cdc_total_space_mib: int = 4096
     # Debezium Cassandra agent
     debezium_http_port: int = 58000
-    debezium_heap: str = "512m"
+    debezium_heap: str = "1g"
     topic_prefix: str = "cdc"
     snapshot_mode: str = "never"
     converter: str = "json"

@@ -1,7 +1,12 @@
 """CQL for the demo keyspace: CDC-enabled tables that together use every CQL type.
 
-- ``demo.customers``: composite partition key, every scalar type, non-frozen collections, a non-frozen and a
-  frozen UDT, a tuple and a Cassandra 5 vector.
+- ``demo.customers``: composite partition key, every scalar type, non-frozen collections, tuples (one
+  nested in another).
+
+User-defined types and ``vector`` columns are left out on purpose: the Debezium Cassandra agent (3.4.1.Final,
+the newest on Maven Central) cannot capture them -- a table with a UDT column is never registered
+("Unknown type ks.udt"), and a ``vector`` column breaks the agent's schema refresh for every later table
+("Could not parse type name vector<float, 4>"). The type mapping still covers both (:mod:`models.cql_types`).
 - ``demo.orders``: composite partition key plus two clustering columns (one descending), frozen nested
   collections, used for range deletes.
 - ``demo.readings``: time-series rows written with TTLs.
@@ -14,8 +19,6 @@ KEYSPACE = "demo"
 STATEMENTS: tuple[str, ...] = (
     f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} "
     "WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",
-    f"CREATE TYPE IF NOT EXISTS {KEYSPACE}.address "
-    "(street text, city text, zip int, geo frozen<tuple<double, double>>)",
     f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.customers (
         tenant text, customer_id uuid,
         name text, email ascii, handle varchar,
@@ -24,8 +27,8 @@ STATEMENTS: tuple[str, ...] = (
         avatar blob, birthday date, preferred_time time, created_at timestamp,
         membership duration, last_ip inet, session_id timeuuid,
         tags set<text>, phones list<text>, preferences map<text, text>,
-        address address, billing frozen<address>,
-        coords tuple<int, text, double>, embedding vector<float, 4>,
+        location frozen<tuple<text, text, int, frozen<tuple<double, double>>>>,
+        coords tuple<int, text, double>,
         PRIMARY KEY ((tenant, customer_id))
     ) WITH cdc = true""",
     f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.orders (

@@ -128,6 +128,6 @@ META_DDL: tuple[sql.SQL, ...] = (
             id bigserial PRIMARY KEY, topic text NOT NULL, partition integer NOT NULL, "offset" bigint NOT NULL,
             error_type text NOT NULL, error_message text NOT NULL, key bytea, value bytea,
             headers jsonb NOT NULL DEFAULT '{}', recorded_at timestamptz NOT NULL DEFAULT now(),
-            replayed_at timestamptz, UNIQUE (topic, partition, "offset"))"""
+            published_at timestamptz, replayed_at timestamptz, UNIQUE (topic, partition, "offset"))"""
     ),
 )

@@ -37,8 +37,8 @@ def _temp_name(kind: str, spec: MirrorSpec) -> str:
 
 def _adapt(column: ColumnSpec | None, name: str, value: object) -> object:
     """Wrap values for jsonb columns; everything else psycopg adapts by itself."""
-    if value is None:
-        return None
+    if value is None or isinstance(value, Jsonb):
+        return value
     if name in _JSONB_STATE or (column is not None and column.pg_type.startswith("jsonb")):
         return Jsonb(value)
     return value

@@ -1,0 +1,47 @@
+"""Cassandra table schemas from cassandra-driver metadata (the driver refreshes it on schema changes)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from models.cql_types import parse_cql_type
+from models.errors import UnknownTable
+from models.table_schema import Column, TableSchema
+
+
+def _udts(keyspace_meta: Any) -> dict[str, list[tuple[str, str]]]:
+    return {
+        name: list(zip(udt.field_names, udt.field_types, strict=True))
+        for name, udt in keyspace_meta.user_types.items()
+    }
+
+
+def table_schema(cluster: Any, keyspace: str, table: str) -> TableSchema:
+    """The schema of ``keyspace.table`` as the driver currently knows it; :class:`UnknownTable` if absent."""
+    ks = cluster.metadata.keyspaces.get(keyspace)
+    meta = ks.tables.get(table) if ks is not None else None
+    if meta is None:
+        raise UnknownTable(f"{keyspace}.{table} does not exist in Cassandra")
+    udts = _udts(ks)
+    keys = {c.name for c in (*meta.partition_key, *meta.clustering_key)}
+
+    def column(c: Any) -> Column:
+        return Column(c.name, parse_cql_type(c.cql_type, udts))
+
+    return TableSchema(
+        keyspace=keyspace,
+        table=table,
+        partition_key=tuple(column(c) for c in meta.partition_key),
+        clustering=tuple(column(c) for c in meta.clustering_key),
+        descending=tuple(bool(c.is_reversed) for c in meta.clustering_key),
+        columns=tuple(column(c) for c in meta.columns.values() if c.name not in keys and not c.is_static),
+        static=frozenset(c.name for c in meta.columns.values() if c.is_static),
+    )
+
+
+def refresh_table(cluster: Any, keyspace: str, table: str) -> TableSchema:
+    """Ask the driver to re-read one table's schema, then return it."""
+    with contextlib.suppress(Exception):  # a missing table surfaces as UnknownTable below
+        cluster.refresh_table_metadata(keyspace, table)
+    return table_schema(cluster, keyspace, table)

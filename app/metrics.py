@@ -1,0 +1,28 @@
+"""Prometheus metrics of the pipeline (served on the worker's /metrics next to Faust's own)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
+
+events_applied = Counter("cdc_events_applied_total", "Change events applied", ["table", "kind"])
+rows_changed = Counter("cdc_rows_changed_total", "Mirror rows written or deleted", ["table"])
+dead_letters = Counter("cdc_dead_letters_total", "Events sent to the dead-letter queue", ["reason"])
+events_skipped = Counter("cdc_events_skipped_total", "Events skipped as already applied or empty")
+batch_seconds = Histogram("cdc_batch_seconds", "Time to apply one batch", buckets=LATENCY_BUCKETS)
+batch_size = Histogram(
+    "cdc_batch_events", "Events per batch", buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000)
+)
+kafka_to_pg_seconds = Histogram(
+    "cdc_kafka_to_postgres_seconds", "Kafka append time to PostgreSQL commit", buckets=LATENCY_BUCKETS
+)
+cassandra_to_pg_seconds = Histogram(
+    "cdc_cassandra_to_postgres_seconds",
+    "Cassandra write timestamp to PostgreSQL commit",
+    buckets=LATENCY_BUCKETS,
+)
+retries = Counter("cdc_transient_retries_total", "Batch retries after a transient failure", ["error"])
+fenced = Counter("cdc_fenced_batches_total", "Batches dropped because another worker owns the partition")
+last_commit = Gauge("cdc_last_commit_timestamp_seconds", "Wall time of the last committed batch")
+source_lag = Gauge("cdc_source_lag_seconds", "Now minus the newest applied Cassandra write time", ["table"])

@@ -1,0 +1,197 @@
+"""The worker's connections and the batch loop's I/O shell: retries, fencing, DLQ publishing, health."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import structlog
+from psycopg_pool import ConnectionPool
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
+
+from app import metrics
+from app.cassandra_session import connect
+from app.health import health
+from app.settings import Settings
+from app.sink.applier import Applier, Outcome, Record
+from app.sink.checkpoints import Claim, Fenced, ensure_meta
+from app.sink.readback import ReadBackReader
+from app.sink.registry import TableRegistry
+from app.sink.transient import is_transient
+
+log = structlog.get_logger("cdc.runtime")
+
+
+def _component(error: BaseException) -> str:
+    module = type(error).__module__
+    return "cassandra" if module.startswith("cassandra") else "postgres"
+
+
+class Runtime:
+    """Created once per worker; every blocking call runs in a thread, every failure is retried or routed."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.applier: Applier | None = None
+        self._start_lock = asyncio.Lock()
+        self.pool: ConnectionPool[Any] | None = None
+        self.cluster: Any = None
+
+    # -- start-up -----------------------------------------------------------------------------------------
+    async def ensure_started(self) -> Applier:
+        async with self._start_lock:
+            if self.applier is None:
+                self.applier = await self._retrying("start", self._start)
+            return self.applier
+
+    def _start(self) -> Applier:
+        s = self.settings
+        if self.pool is None:
+            self.pool = ConnectionPool(
+                s.postgres.dsn.get_secret_value(),
+                min_size=s.postgres.pool_min_size,
+                max_size=s.postgres.pool_max_size,
+                kwargs={"options": f"-c statement_timeout={s.postgres.statement_timeout_ms}"},
+                open=False,
+                name="cdc",
+            )
+        self.pool.open(wait=True, timeout=10)
+        with self.pool.connection() as conn:
+            ensure_meta(conn)
+        health.mark("postgres", "up")
+        if self.cluster is None:
+            self.cluster, session = connect(s.cassandra)
+            self._session = session
+        health.mark("cassandra", "up")
+        registry = TableRegistry(self.cluster, self.pool, s.sink.table_targets)
+        reader = ReadBackReader(self._session, s.sink.readback_concurrency)
+        return Applier(self.pool, registry, reader, group_id=s.app_id)
+
+    # -- retries ------------------------------------------------------------------------------------------
+    async def _retrying(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        async def before_sleep(state: Any) -> None:
+            error = state.outcome.exception()
+            component = _component(error)
+            health.mark(component, "down", f"{type(error).__name__}: {error}")
+            metrics.retries.labels(type(error).__name__).inc()
+            log.warning(
+                "transient failure, retrying",
+                what=what,
+                component=component,
+                error=str(error),
+                attempt=state.attempt_number,
+            )
+
+        retrying = AsyncRetrying(
+            wait=wait_exponential(multiplier=0.2, max=30),
+            retry=retry_if_exception(is_transient),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                result = await asyncio.to_thread(fn, *args)
+        health.mark("postgres", "up")
+        health.mark("cassandra", "up")
+        return result
+
+    # -- partitions ---------------------------------------------------------------------------------------
+    async def claim(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Claim]:
+        applier = await self.ensure_started()
+        claims: dict[tuple[str, int], Claim] = await self._retrying("claim", applier.claim, partitions)
+        return claims
+
+    def release(self, partitions: Sequence[tuple[str, int]]) -> None:
+        if self.applier is not None:
+            self.applier.release(partitions)
+
+    # -- batches ------------------------------------------------------------------------------------------
+    async def process(self, records: Sequence[Record]) -> Outcome | None:
+        """Apply a batch; never raises. None when the batch was fenced off (another worker owns it)."""
+        applier = await self.ensure_started()
+        started = time.monotonic()
+        try:
+            outcome: Outcome = await self._retrying("apply", applier.apply, records)
+        except Fenced as error:
+            metrics.fenced.inc()
+            log.warning("batch fenced off; another worker owns its partitions", error=str(error))
+            applier.release({(r.topic, r.partition) for r in records})
+            return None
+        except Exception:
+            log.exception("unexpected error applying a batch; applying its events one by one")
+            try:
+                outcome = await self._retrying("apply-isolated", applier.apply_isolated, records)
+            except Fenced:
+                metrics.fenced.inc()
+                applier.release({(r.topic, r.partition) for r in records})
+                return None
+        self._observe(records, outcome, time.monotonic() - started)
+        return outcome
+
+    def _observe(self, records: Sequence[Record], outcome: Outcome, elapsed: float) -> None:
+        now = time.time()
+        metrics.batch_seconds.observe(elapsed)
+        metrics.batch_size.observe(len(records))
+        metrics.last_commit.set(now)
+        metrics.events_skipped.inc(outcome.skipped)
+        for record in records:
+            if record.timestamp_ms is not None:
+                metrics.kafka_to_pg_seconds.observe(max(0.0, now - record.timestamp_ms / 1000))
+        for (path, kind), n in outcome.applied.items():
+            metrics.events_applied.labels(".".join(path), kind).inc(n)
+        for path, ts_us in outcome.last_ts_us.items():
+            metrics.cassandra_to_pg_seconds.observe(max(0.0, now - ts_us / 1e6))
+            metrics.source_lag.labels(".".join(path)).set(max(0.0, now - ts_us / 1e6))
+        for letter in outcome.dead_letters:
+            metrics.dead_letters.labels(letter.reason).inc()
+
+    # -- dead letters -------------------------------------------------------------------------------------
+    async def publish_dead_letters(
+        self, send: Callable[[bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[None]]
+    ) -> int:
+        """Send unpublished ``_cdc_dlq_records`` to the DLQ topic, then mark them published (outbox)."""
+        if self.pool is None:
+            return 0
+        rows = await self._retrying("dlq-read", self._pending_dead_letters)
+        for row in rows:
+            await send(row["key"], row["value"], dead_letter_headers(row))
+        if rows:
+            await self._retrying("dlq-mark", self._mark_published, [row["id"] for row in rows])
+        return len(rows)
+
+    def _pending_dead_letters(self) -> list[dict[str, Any]]:
+        from psycopg.rows import dict_row
+
+        assert self.pool is not None
+        with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                """SELECT id, topic, partition, "offset", error_type, error_message, key, value, recorded_at
+                   FROM _cdc_dlq_records WHERE published_at IS NULL ORDER BY id LIMIT 1000"""
+            )
+            return list(cur.fetchall())
+
+    def _mark_published(self, ids: list[int]) -> None:
+        assert self.pool is not None
+        with self.pool.connection() as conn:
+            conn.execute("UPDATE _cdc_dlq_records SET published_at = now() WHERE id = ANY(%s)", (ids,))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+        if self.cluster is not None:
+            self.cluster.shutdown()
+
+
+def dead_letter_headers(row: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """Kafka headers of a dead letter: where it came from, why, and when (pure)."""
+    return [
+        ("cdc.origin.topic", str(row["topic"]).encode()),
+        ("cdc.origin.partition", str(row["partition"]).encode()),
+        ("cdc.origin.offset", str(row["offset"]).encode()),
+        ("cdc.error.type", str(row["error_type"]).encode()),
+        ("cdc.error.message", str(row["error_message"]).encode()[:4000]),
+        ("cdc.recorded_at", row["recorded_at"].isoformat().encode()),
+        ("cdc.dlq.id", str(row["id"]).encode()),
+    ]

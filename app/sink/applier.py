@@ -1,0 +1,296 @@
+"""Apply one consumed batch to PostgreSQL in ONE transaction: rows, dead letters and Kafka offsets together.
+
+Synchronous on purpose (psycopg and cassandra-driver calls); the agent runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from app.sink.checkpoints import Claim, advance, claim
+from app.sink.readback import ReadBackReader
+from app.sink.registry import TableEntry, TableRegistry
+from models.convergence import EMPTY_ROW, apply_readback
+from models.debezium import parse_json, to_mutation
+from models.errors import PermanentEventError, UnknownColumn
+from models.merge_plan import needs, plan
+from models.mutations import Key, Mutation, RowWrite
+
+TablePath = tuple[str, str]
+TP = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: Record
+    reason: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    """What a committed batch did (for counters, tables and metrics)."""
+
+    applied: Counter[tuple[TablePath, str]] = field(default_factory=Counter)
+    rows_changed: int = 0
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    dlq_ids: list[int] = field(default_factory=list)
+    skipped: int = 0
+    next_offsets: dict[TP, int] = field(default_factory=dict)
+    last_ts_us: dict[TablePath, int] = field(default_factory=dict)
+    table_of: dict[TP, TablePath] = field(default_factory=dict)
+
+
+class InternalError(PermanentEventError):
+    """A bug met while applying this event alone; dead-lettered so the stream goes on."""
+
+    reason = "internal_error"
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Applier:
+    def __init__(
+        self,
+        pool: ConnectionPool[Any],
+        registry: TableRegistry,
+        reader: ReadBackReader,
+        group_id: str,
+    ) -> None:
+        self.pool = pool
+        self.registry = registry
+        self.reader = reader
+        self.group_id = group_id
+        self.claims: dict[TP, Claim] = {}
+
+    # -- ownership ----------------------------------------------------------------------------------------
+    def claim(self, partitions: Iterable[TP]) -> dict[TP, Claim]:
+        """Claim partitions (new generation) and return their stored offsets; commits at once."""
+        with self.pool.connection() as conn:
+            claims = claim(conn, self.group_id, partitions)
+        self.claims.update(claims)
+        return claims
+
+    def release(self, partitions: Iterable[TP]) -> None:
+        for tp in partitions:
+            self.claims.pop(tp, None)
+
+    # -- the batch ----------------------------------------------------------------------------------------
+    def apply(self, records: Sequence[Record]) -> Outcome:
+        """Apply ``records``; raises transient errors (retry the same batch) and :class:`Fenced`."""
+        missing = {(r.topic, r.partition) for r in records} - self.claims.keys()
+        if missing:
+            self.claim(missing)
+        outcome = Outcome()
+        fresh = [r for r in records if self._is_new(r, outcome)]
+        decoded, dead = self._decode(fresh, outcome)
+        with self.pool.connection() as conn, conn.transaction():
+            self._apply_decoded(conn, decoded, outcome)
+            outcome.dead_letters.extend(dead)
+            outcome.dlq_ids = self._record_dead_letters(conn, dead)
+            advance(
+                conn,
+                self.group_id,
+                outcome.next_offsets,
+                {tp: self.claims[tp].generation for tp in outcome.next_offsets},
+            )
+        for tp, offset in outcome.next_offsets.items():
+            self.claims[tp] = replace(self.claims[tp], next_offset=offset)
+        return outcome
+
+    def apply_isolated(self, records: Sequence[Record]) -> Outcome:
+        """After an unexpected error: apply record by record, dead-lettering each that fails the same way."""
+        total = Outcome()
+        for record in records:
+            try:
+                outcome = self.apply([record])
+            except Exception as error:
+                if _is_transient(error):
+                    raise
+                detail = "".join(traceback.format_exception_only(error)).strip()
+                outcome = self._dead_letter_only(record, InternalError(detail))
+            _merge(total, outcome)
+        return total
+
+    def _dead_letter_only(self, record: Record, error: PermanentEventError) -> Outcome:
+        outcome = Outcome()
+        letter = DeadLetter(record, error.reason, str(error))
+        tp = (record.topic, record.partition)
+        outcome.next_offsets[tp] = record.offset + 1
+        with self.pool.connection() as conn, conn.transaction():
+            outcome.dlq_ids = self._record_dead_letters(conn, [letter])
+            advance(conn, self.group_id, outcome.next_offsets, {tp: self.claims[tp].generation})
+        outcome.dead_letters.append(letter)
+        self.claims[tp] = replace(self.claims[tp], next_offset=record.offset + 1)
+        return outcome
+
+    def _is_new(self, record: Record, outcome: Outcome) -> bool:
+        tp = (record.topic, record.partition)
+        stored = self.claims[tp].next_offset
+        outcome.next_offsets[tp] = max(outcome.next_offsets.get(tp, 0), record.offset + 1)
+        if stored is not None and record.offset < stored:
+            outcome.skipped += 1
+            outcome.next_offsets[tp] = max(outcome.next_offsets[tp], stored)
+            return False
+        return True
+
+    # -- decoding -----------------------------------------------------------------------------------------
+    def _decode(
+        self, records: Sequence[Record], outcome: Outcome
+    ) -> tuple[dict[TablePath, list[tuple[Record, Mutation]]], list[DeadLetter]]:
+        decoded: dict[TablePath, list[tuple[Record, Mutation]]] = defaultdict(list)
+        dead: list[DeadLetter] = []
+        for record in records:
+            try:
+                env = parse_json(record.key, record.value)
+                if env is None:
+                    outcome.skipped += 1
+                    continue
+                path = (env.keyspace, env.table)
+                entry = self.registry.resolve(*path)
+                try:
+                    mutation = to_mutation(entry.schema, env)
+                except UnknownColumn:
+                    entry = self.registry.refresh(*path)
+                    mutation = to_mutation(entry.schema, env)
+            except PermanentEventError as error:
+                dead.append(DeadLetter(record, error.reason, str(error)))
+                continue
+            decoded[path].append((record, mutation))
+            outcome.table_of[(record.topic, record.partition)] = path
+            outcome.last_ts_us[path] = max(outcome.last_ts_us.get(path, 0), _ts(mutation))
+        return decoded, dead
+
+    # -- applying -----------------------------------------------------------------------------------------
+    def _apply_decoded(
+        self,
+        conn: Connection[Any],
+        decoded: Mapping[TablePath, list[tuple[Record, Mutation]]],
+        outcome: Outcome,
+    ) -> None:
+        now = _now_us()
+        for path, items in decoded.items():
+            entry = self.registry.resolve(*path)
+            mutations = [m for _, m in items]
+            outcome.rows_changed += self._apply_table(conn, entry, mutations, now)
+            for mutation in mutations:
+                outcome.applied[(path, type(mutation).__name__)] += 1
+
+    def _apply_table(
+        self, conn: Connection[Any], entry: TableEntry, mutations: list[Mutation], now: int
+    ) -> int:
+        shape = entry.store.spec.shape()
+        hints = entry.schema.hint_columns
+        stripped = [_strip_hints(m, hints) for m in mutations]
+        rows, tombstones = entry.store.load(conn, needs(shape, stripped))
+        result = plan(shape, stripped, rows, tombstones)
+        if hints:
+            triggers = _readback_triggers(mutations, result.rows, rows, hints)
+            if triggers:
+                reads = self.reader.read(entry.schema, list(triggers))
+                for key, (trigger_ts, expires_at) in triggers.items():
+                    base = result.rows.get(key, rows.get(key, EMPTY_ROW))
+                    values = {c: replace(v, expires_at=expires_at) for c, v in reads[key].items()}
+                    result.rows[key] = apply_readback(base, values, trigger_ts)
+        entry.store.write(conn, result, now)
+        return len(result.rows)
+
+    def _record_dead_letters(self, conn: Connection[Any], letters: Sequence[DeadLetter]) -> list[int]:
+        ids: list[int] = []
+        for letter in letters:
+            r = letter.record
+            row = conn.execute(
+                """INSERT INTO _cdc_dlq_records (topic, partition, "offset", error_type, error_message, key, value,
+                       headers)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (topic, partition, "offset") DO UPDATE SET error_type = EXCLUDED.error_type
+                   RETURNING id""",
+                (
+                    r.topic,
+                    r.partition,
+                    r.offset,
+                    letter.reason,
+                    letter.message,
+                    r.key,
+                    r.value,
+                    Jsonb({"timestamp_ms": r.timestamp_ms}),
+                ),
+            ).fetchone()
+            assert row is not None
+            ids.append(int(row[0]))
+        return ids
+
+
+def _ts(mutation: Mutation) -> int:
+    return mutation.ts
+
+
+def _strip_hints(mutation: Mutation, hints: frozenset[str]) -> Mutation:
+    if not isinstance(mutation, RowWrite) or not mutation.hint_columns:
+        return mutation
+    return replace(mutation, cells={k: v for k, v in mutation.cells.items() if k not in hints})
+
+
+def _statement_expiry(write: RowWrite, hints: frozenset[str]) -> int | None:
+    if write.marker_expires_at is not None:
+        return write.marker_expires_at
+    expiries = [c.expires_at for n, c in write.cells.items() if n not in hints and c.expires_at is not None]
+    return max(expiries, default=None)
+
+
+def _readback_triggers(
+    mutations: Sequence[Mutation],
+    planned: Mapping[Key, Any],
+    loaded: Mapping[Key, Any],
+    hints: frozenset[str],
+) -> dict[Key, tuple[int, int | None]]:
+    """Rows whose non-frozen collections must be re-read: written ones, and changed rows that hold one."""
+    triggers: dict[Key, tuple[int, int | None]] = {}
+    for m in mutations:
+        if isinstance(m, RowWrite) and m.hint_columns:
+            ts, _ = triggers.get(m.key, (m.ts, None))
+            triggers[m.key] = (max(ts, m.ts), _statement_expiry(m, hints))
+    for key, row in planned.items():
+        before = loaded.get(key)
+        if key not in triggers and before is not None and any(c in before.cells for c in hints):
+            triggers[key] = (max((c.ts for c in row.cells.values()), default=0), None)
+    return triggers
+
+
+def _merge(total: Outcome, part: Outcome) -> None:
+    total.applied.update(part.applied)
+    total.rows_changed += part.rows_changed
+    total.dead_letters.extend(part.dead_letters)
+    total.dlq_ids.extend(part.dlq_ids)
+    total.skipped += part.skipped
+    total.next_offsets.update(part.next_offsets)
+    total.table_of.update(part.table_of)
+    for path, ts in part.last_ts_us.items():
+        total.last_ts_us[path] = max(total.last_ts_us.get(path, 0), ts)
+
+
+def _is_transient(error: BaseException) -> bool:
+    from app.sink.transient import is_transient
+
+    return is_transient(error)

@@ -1,0 +1,68 @@
+"""Reading non-frozen collections back from Cassandra: the event only hints at their value."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from threading import Semaphore
+from typing import Any
+
+from cassandra.query import PreparedStatement
+
+from models.convergence import ReadBack
+from models.cql_types import from_driver
+from models.mutations import Key
+from models.table_schema import TableSchema
+
+
+def _driver_value(value: object) -> object:
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return str(value)
+    return value
+
+
+def select_statement(schema: TableSchema) -> str:
+    """``SELECT c, writetime(c) ... WHERE pk = ?`` for the table's hint columns (identifiers quoted)."""
+    hints = [c.name for c in schema.columns if c.name in schema.hint_columns]
+    selected = ", ".join(f'"{c}", writetime("{c}")' for c in hints)
+    where = " AND ".join(f'"{c.name}" = ?' for c in (*schema.partition_key, *schema.clustering))
+    return f'SELECT {selected} FROM "{schema.keyspace}"."{schema.table}" WHERE {where}'
+
+
+class ReadBackReader:
+    def __init__(self, session: Any, concurrency: int = 64) -> None:
+        self.session = session
+        self.concurrency = concurrency
+        self._prepared: dict[tuple[str, str, str], PreparedStatement] = {}
+
+    def _statement(self, schema: TableSchema) -> PreparedStatement:
+        query = select_statement(schema)
+        cache_key = (schema.keyspace, schema.table, query)
+        if cache_key not in self._prepared:
+            self._prepared[cache_key] = self.session.prepare(query)
+        return self._prepared[cache_key]
+
+    def read(self, schema: TableSchema, keys: Sequence[Key]) -> dict[Key, dict[str, ReadBack]]:
+        """Current value and newest element write time of every hint column of each row in ``keys``."""
+        statement = self._statement(schema)
+        gate = Semaphore(self.concurrency)
+        futures = []
+        for key in keys:
+            gate.acquire()
+            future = self.session.execute_async(statement, [_driver_value(v) for v in key])
+            future.add_callbacks(lambda _: gate.release(), lambda _: gate.release())
+            futures.append((key, future))
+        hints = [c for c in schema.columns if c.name in schema.hint_columns]
+        result: dict[Key, dict[str, ReadBack]] = {}
+        for key, future in futures:
+            row = future.result().one()
+            values: dict[str, ReadBack] = {}
+            for i, column in enumerate(hints):
+                raw = row[2 * i] if row is not None else None
+                times = row[2 * i + 1] if row is not None else None
+                newest = max((t for t in times if t is not None), default=None) if times else None
+                values[column.name] = ReadBack(
+                    from_driver(column.type, raw) if raw is not None else None, newest
+                )
+            result[key] = values
+        return result

@@ -1,0 +1,51 @@
+"""The part of a Cassandra table's schema the pipeline needs, independent of cassandra-driver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cached_property
+
+from models.cql_types import CqlType, ValueMappingError, cell_order_bytes, is_multicell
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: CqlType
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    keyspace: str
+    table: str
+    partition_key: tuple[Column, ...]
+    clustering: tuple[Column, ...] = ()
+    descending: tuple[bool, ...] = ()
+    columns: tuple[Column, ...] = ()
+    """Regular (non-key, non-static) columns in schema order."""
+    static: frozenset[str] = frozenset()
+
+    @cached_property
+    def by_name(self) -> dict[str, Column]:
+        return {c.name: c for c in (*self.partition_key, *self.clustering, *self.columns)}
+
+    @cached_property
+    def regular(self) -> dict[str, Column]:
+        return {c.name: c for c in self.columns}
+
+    @cached_property
+    def hint_columns(self) -> frozenset[str]:
+        """Columns whose event value is only a hint and must be read back (non-frozen collections/UDTs)."""
+        return frozenset(c.name for c in self.columns if is_multicell(c.type))
+
+    def order_bytes(self, column: str, value: object) -> bytes:
+        """Cassandra's bytes for the equal-timestamp rule; values read back from PostgreSQL are normalised
+        first (numeric -> int for varint), and a value that still cannot be serialised compares by its text."""
+        cql_type = self.regular[column].type
+        if cql_type.name == "varint" and isinstance(value, Decimal):
+            value = int(value)
+        try:
+            return cell_order_bytes(cql_type, value)
+        except ValueMappingError:
+            return repr(value).encode()

@@ -1,0 +1,73 @@
+"""RocksDB-backed Faust tables: per-partition progress and per-table counters.
+
+A fast local view served read-only by the web views; PostgreSQL (``_cdc_checkpoints``, the mirrors) is the
+truth. Both tables have one partition. Faust's RocksDB store picks the partition of every write from the
+*current event*, which does not exist when a whole committed batch is recorded at once, so :func:`update`
+supplies a local event on partition 0 of the table's own changelog (``use_partitioner=True`` does not help:
+the RocksDB store asserts a current event regardless).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from faust import streams
+
+from app.faust_app import app
+
+ROCKSDB_OPTIONS: dict[str, Any] = {
+    "block_cache_size": 16 * 1024 * 1024,
+    "write_buffer_size": 4 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+}
+
+progress: Any = app.Table(
+    "progress",
+    default=dict,
+    partitions=1,
+    options=ROCKSDB_OPTIONS,
+    help="topic:partition -> {offset, ts_us, counts by mutation kind}",
+)
+
+table_counters: Any = app.Table(
+    "table-counters",
+    default=dict,
+    partitions=1,
+    options=ROCKSDB_OPTIONS,
+    help="keyspace.table -> {rows_changed, by mutation kind, dead_letters}",
+)
+
+
+@dataclass
+class _Message:
+    topic: str
+    partition: int = 0
+
+
+@dataclass
+class _LocalEvent:
+    message: _Message
+
+
+@contextmanager
+def _on_partition0(table: Any) -> Iterator[None]:
+    event = _LocalEvent(_Message(table.changelog_topic.get_topic_name()))
+    token = streams._current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        streams._current_event.reset(token)
+
+
+def update(table: Any, key: str, last: dict[str, int], counts: dict[str, int]) -> None:
+    """Merge ``last`` (overwrite) and ``counts`` (add) into ``table[key]``."""
+    with _on_partition0(table):
+        current = dict(table[key])
+        current.update(last)
+        for name, n in counts.items():
+            current[name] = int(current.get(name, 0)) + n
+        table[key] = current
