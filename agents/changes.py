@@ -54,24 +54,39 @@ def ours(partitions: Iterable[TP]) -> list[tuple[str, int]]:
 
 @app.on_partitions_assigned.connect  # type: ignore[arg-type]
 async def on_assigned(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
-    """Claim our partitions in PostgreSQL and make its offsets Kafka's committed offsets.
+    """Claim our partitions in PostgreSQL (new generation: fences off their previous owner).
 
-    Faust seeks every assigned partition to its committed offset *after* this signal (table recovery ends
-    with ``perform_seek``), so a seek here would be undone; committing PostgreSQL's offsets instead makes
-    that seek land on them. A partition with no checkpoint starts at its earliest offset.
+    PostgreSQL's offsets decide where applying resumes: records before them are skipped, and a batch that
+    starts after them makes the agent seek back (see :func:`resume_gaps`). A partition without a checkpoint
+    starts at its earliest offset.
     """
     mine = ours(args[0])
     if not mine:
         return
     claims = await runtime.claim(mine)
     fresh = [TP(t, p) for (t, p), c in claims.items() if c.next_offset is None]
-    earliest = await app.consumer.earliest_offsets(*fresh) if fresh else {}
-    offsets = {
-        TP(t, p): c.next_offset if c.next_offset is not None else earliest.get(TP(t, p), 0)
-        for (t, p), c in claims.items()
-    }
-    await app.consumer._commit_offsets(offsets)  # type: ignore[attr-defined]
-    log.info("partitions claimed", offsets={f"{tp.topic}:{tp.partition}": o for tp, o in offsets.items()})
+    if fresh:
+        for tp, offset in (await app.consumer.earliest_offsets(*fresh)).items():
+            runtime.expect((tp.topic, tp.partition), offset)
+    log.info("partitions claimed", offsets={f"{t}:{p}": c.next_offset for (t, p), c in claims.items()})
+
+
+async def resume_gaps(gaps: dict[tuple[str, int], int]) -> None:
+    """Seek partitions back to their stored offset; past a retention gap, accept the loss loudly."""
+    earliest = await app.consumer.earliest_offsets(*(TP(t, p) for t, p in gaps))
+    for (topic, partition), stored in gaps.items():
+        first_available = earliest.get(TP(topic, partition), stored)
+        if first_available > stored:
+            log.error(
+                "events deleted by Kafka retention before they were applied",
+                topic=topic,
+                partition=partition,
+                lost_from=stored,
+                lost_to=first_available - 1,
+            )
+            runtime.expect((topic, partition), first_available)
+            continue
+        await app.consumer.seek(TP(topic, partition), stored)
 
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -118,12 +133,21 @@ async def apply_changes(stream: Any) -> None:
         outcome = await runtime.process([record_of(e) for e in events])
         if outcome is None:
             continue
+        if outcome.gaps:
+            await resume_gaps(outcome.gaps)
         try:
             remember(outcome)
             if outcome.dead_letters:
                 await runtime.publish_dead_letters(send_dead_letter)
         except Exception:
             log.exception("post-commit bookkeeping failed (the DLQ outbox timer will retry)")
+
+
+@app.timer(interval=settings.sink.ttl_sweep_interval_s)
+async def expire_ttl() -> None:
+    """Cassandra emits no event when a TTL passes: the worker expires cells and rows itself."""
+    tables = [(t.split(".")[-2], t.split(".")[-1]) for t in changes.topics if wanted(t)]
+    await runtime.sweep(tables)
 
 
 @app.task

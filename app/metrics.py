@@ -26,3 +26,4 @@ retries = Counter("cdc_transient_retries_total", "Batch retries after a transien
 fenced = Counter("cdc_fenced_batches_total", "Batches dropped because another worker owns the partition")
 last_commit = Gauge("cdc_last_commit_timestamp_seconds", "Wall time of the last committed batch")
 source_lag = Gauge("cdc_source_lag_seconds", "Now minus the newest applied Cassandra write time", ["table"])
+rows_expired = Counter("cdc_rows_expired_total", "Mirror rows re-evaluated by the TTL sweep")

@@ -36,6 +36,8 @@ class Runtime:
         self.settings = settings
         self.applier: Applier | None = None
         self._start_lock = asyncio.Lock()
+        self._work_lock = asyncio.Lock()
+        """Batches and the TTL sweep touch the same rows: one at a time per worker."""
         self.pool: ConnectionPool[Any] | None = None
         self.cluster: Any = None
 
@@ -103,6 +105,10 @@ class Runtime:
         claims: dict[tuple[str, int], Claim] = await self._retrying("claim", applier.claim, partitions)
         return claims
 
+    def expect(self, tp: tuple[str, int], offset: int) -> None:
+        if self.applier is not None:
+            self.applier.expect(tp, offset)
+
     def release(self, partitions: Sequence[tuple[str, int]]) -> None:
         if self.applier is not None:
             self.applier.release(partitions)
@@ -111,6 +117,10 @@ class Runtime:
     async def process(self, records: Sequence[Record]) -> Outcome | None:
         """Apply a batch; never raises. None when the batch was fenced off (another worker owns it)."""
         applier = await self.ensure_started()
+        async with self._work_lock:
+            return await self._process(applier, records)
+
+    async def _process(self, applier: Applier, records: Sequence[Record]) -> Outcome | None:
         started = time.monotonic()
         try:
             outcome: Outcome = await self._retrying("apply", applier.apply, records)
@@ -128,6 +138,14 @@ class Runtime:
                 applier.release({(r.topic, r.partition) for r in records})
                 return None
         self._observe(records, outcome, time.monotonic() - started)
+        log.debug(
+            "batch committed",
+            events=len(records),
+            first={f"{r.topic}:{r.partition}": r.offset for r in reversed(records)},
+            next_offsets={f"{t}:{p}": o for (t, p), o in outcome.next_offsets.items()},
+            skipped=outcome.skipped,
+            dead_letters=len(outcome.dead_letters),
+        )
         return outcome
 
     def _observe(self, records: Sequence[Record], outcome: Outcome, elapsed: float) -> None:
@@ -146,6 +164,20 @@ class Runtime:
             metrics.source_lag.labels(".".join(path)).set(max(0.0, now - ts_us / 1e6))
         for letter in outcome.dead_letters:
             metrics.dead_letters.labels(letter.reason).inc()
+
+    async def sweep(self, tables: Sequence[tuple[str, str]]) -> int:
+        """Expire TTL'd cells and rows now due; never raises (a failure is logged and retried next time)."""
+        if self.applier is None:
+            return 0
+        grace = self.settings.sink.tombstone_grace_s
+        try:
+            async with self._work_lock:
+                changed: int = await self._retrying("sweep", self.applier.sweep, tables, grace)
+        except Exception:
+            log.exception("TTL sweep failed; next sweep retries")
+            return 0
+        metrics.rows_expired.inc(changed)
+        return changed
 
     # -- dead letters -------------------------------------------------------------------------------------
     async def publish_dead_letters(

@@ -130,8 +130,9 @@ def _cells(schema: TableSchema, env: Envelope, modes: DebeziumModes) -> dict[str
     return cells
 
 
-def _marker_expiry(cells: Mapping[str, CellWrite]) -> int | None:
-    live = [c for c in cells.values() if not c.is_tombstone]
+def _marker_expiry(cells: Mapping[str, CellWrite], hints: frozenset[str]) -> int | None:
+    """An INSERT's TTL applies to its row marker too; collection cells do not report it (always null)."""
+    live = [c for name, c in cells.items() if not c.is_tombstone and name not in hints]
     if not live or any(c.expires_at is None for c in live):
         return None
     return max(c.expires_at for c in live if c.expires_at is not None)
@@ -150,7 +151,7 @@ def _write(schema: TableSchema, env: Envelope, modes: DebeziumModes) -> RowWrite
         ts=env.ts_us,
         cells=cells,
         marker=insert,
-        marker_expires_at=_marker_expiry(cells) if insert else None,
+        marker_expires_at=_marker_expiry(cells, schema.hint_columns) if insert else None,
         hint_columns=frozenset(cells) & schema.hint_columns,
     )
 

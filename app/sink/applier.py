@@ -22,7 +22,7 @@ from app.sink.registry import TableEntry, TableRegistry
 from models.convergence import EMPTY_ROW, apply_readback
 from models.debezium import parse_json, to_mutation
 from models.errors import PermanentEventError, UnknownColumn
-from models.merge_plan import needs, plan
+from models.merge_plan import Plan, needs, plan
 from models.mutations import Key, Mutation, RowWrite
 
 TablePath = tuple[str, str]
@@ -58,6 +58,8 @@ class Outcome:
     next_offsets: dict[TP, int] = field(default_factory=dict)
     last_ts_us: dict[TablePath, int] = field(default_factory=dict)
     table_of: dict[TP, TablePath] = field(default_factory=dict)
+    gaps: dict[TP, int] = field(default_factory=dict)
+    """Partitions whose records started past the stored offset: seek back to it (nothing of them applied)."""
 
 
 class InternalError(PermanentEventError):
@@ -103,6 +105,7 @@ class Applier:
         if missing:
             self.claim(missing)
         outcome = Outcome()
+        records = self._without_gaps(records, outcome)
         fresh = [r for r in records if self._is_new(r, outcome)]
         decoded, dead = self._decode(fresh, outcome)
         with self.pool.connection() as conn, conn.transaction():
@@ -133,6 +136,25 @@ class Applier:
             _merge(total, outcome)
         return total
 
+    def sweep(self, tables: Iterable[TablePath], grace_s: int, limit: int = 5000) -> int:
+        """Apply TTL expiry (no event announces it) and forget tombstones past the grace period."""
+        changed = 0
+        now = _now_us()
+        entries = []
+        for path in tables:
+            try:
+                entries.append(self.registry.resolve(*path))
+            except PermanentEventError:
+                continue  # the table is gone from Cassandra
+        for entry in entries:
+            with self.pool.connection() as conn, conn.transaction():
+                rows = entry.store.expired(conn, now, limit)
+                if rows:
+                    entry.store.write(conn, Plan(rows=rows), now)
+                entry.store.purge(conn, grace_s)
+            changed += len(rows)
+        return changed
+
     def _dead_letter_only(self, record: Record, error: PermanentEventError) -> Outcome:
         outcome = Outcome()
         letter = DeadLetter(record, error.reason, str(error))
@@ -144,6 +166,23 @@ class Applier:
         outcome.dead_letters.append(letter)
         self.claims[tp] = replace(self.claims[tp], next_offset=record.offset + 1)
         return outcome
+
+    def expect(self, tp: TP, offset: int) -> None:
+        """Where a partition without a checkpoint starts (its earliest offset), or past a retention gap."""
+        self.claims[tp] = replace(self.claims[tp], next_offset=offset)
+
+    def _without_gaps(self, records: Sequence[Record], outcome: Outcome) -> list[Record]:
+        """Drop partitions whose first record lies beyond the stored offset (Kafka's position is only a hint)."""
+        first: dict[TP, int] = {}
+        for r in records:
+            first.setdefault((r.topic, r.partition), r.offset)
+        for tp, offset in first.items():
+            stored = self.claims[tp].next_offset
+            if stored is not None and offset > stored:
+                outcome.gaps[tp] = stored
+        if not outcome.gaps:
+            return list(records)
+        return [r for r in records if (r.topic, r.partition) not in outcome.gaps]
 
     def _is_new(self, record: Record, outcome: Outcome) -> bool:
         tp = (record.topic, record.partition)

@@ -208,3 +208,28 @@ class MirrorStore:
                     copy.write_row([*part, "partition", t.ts, None])
                 else:
                     copy.write_row([*part, "range", t.ts, Jsonb(encode_range(t))])
+
+    # -- time ---------------------------------------------------------------------------------------------
+    def expired(self, conn: Connection[Any], now_us: int, limit: int) -> dict[Key, RowState]:
+        """Visible rows with a cell or marker whose TTL has passed (locked for this transaction)."""
+        s = self.spec
+        cols = [*self.pk, *(c.name for c in s.columns), *ddl.STATE_COLUMNS]
+        query = sql.SQL(
+            "SELECT {} FROM {} WHERE _cdc_expires_at <= %s ORDER BY _cdc_expires_at LIMIT %s FOR UPDATE SKIP LOCKED"
+        ).format(ddl.column_list(cols), ddl.ident(s.schema, s.name))
+        with conn.cursor(row_factory=dict_row) as cur:
+            return dict(decode_row(s, record) for record in cur.execute(query, (now_us, limit)))
+
+    def purge(self, conn: Connection[Any], grace_s: int) -> int:
+        """Forget dead rows and tombstones older than the grace period (like Cassandra's gc_grace_seconds)."""
+        s = self.spec
+        removed = 0
+        for table in (s.dead_name, s.tombstones_name):
+            cur = conn.execute(
+                sql.SQL("DELETE FROM {} WHERE _cdc_recorded_at < now() - make_interval(secs => %s)").format(
+                    ddl.ident(s.schema, table)
+                ),
+                (grace_s,),
+            )
+            removed += cur.rowcount
+        return removed

@@ -1,0 +1,1 @@
+"""Benchmarks of the local pipeline: ``python -m bench [name ...]`` (results in bench/results/)."""

@@ -1,0 +1,55 @@
+"""stack.config.Settings.from_env: CDC_STACK_<FIELD> overrides, typed, with errors naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stack.config import REPO_ROOT, Settings
+from stack.errors import StackError
+
+
+def test_defaults_without_env() -> None:
+    s = Settings.from_env({})
+    assert s == Settings()
+    assert s.dir == REPO_ROOT / ".stack"
+    assert s.pg_dsn == "postgresql://postgres@127.0.0.1:55432/cdc"
+    assert s.kafka_bootstrap == "127.0.0.1:59092"
+    assert s.cache == REPO_ROOT / ".stack" / "cache"
+    assert s.start_timeout == 240.0
+
+
+def test_typed_overrides(tmp_path: Path) -> None:
+    s = Settings.from_env(
+        {
+            "CDC_STACK_PG_PORT": "6000",
+            "CDC_STACK_START_TIMEOUT": "12.5",
+            "CDC_STACK_DIR": str(tmp_path / "st"),
+            "CDC_STACK_TOPIC_PREFIX": "xx",
+            "CDC_STACK_CACHE_DIR": str(tmp_path / "c"),
+            "UNRELATED": "1",
+        }
+    )
+    assert s.pg_port == 6000
+    assert s.start_timeout == 12.5
+    assert s.dir == tmp_path / "st"
+    assert s.topic_prefix == "xx"
+    assert s.cache == tmp_path / "c"
+    assert s.pg_dsn == "postgresql://postgres@127.0.0.1:6000/cdc"
+    assert s.pid_file("kafka") == tmp_path / "st" / "run" / "kafka.pid"
+    assert s.log_file("kafka") == tmp_path / "st" / "logs" / "kafka.log"
+
+
+def test_empty_optional_path_is_none() -> None:
+    assert Settings.from_env({"CDC_STACK_MAVEN_REPO": ""}).maven_repo is None
+
+
+@pytest.mark.parametrize(
+    ("var", "raw"),
+    [("CDC_STACK_PG_PORT", "fivefive"), ("CDC_STACK_START_TIMEOUT", "soon"), ("CDC_STACK_KAFKA_PORT", "")],
+)
+def test_bad_value_names_the_variable(var: str, raw: str) -> None:
+    with pytest.raises(StackError) as info:
+        Settings.from_env({var: raw})
+    assert info.value.message.startswith(f"{var}={raw!r}: ")
