@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,7 +20,7 @@ from app.sink.checkpoints import Claim, advance, claim
 from app.sink.readback import ReadBackReader
 from app.sink.registry import TableEntry, TableRegistry
 from models.convergence import EMPTY_ROW, apply_readback
-from models.debezium import parse_json, to_mutation
+from models.debezium import Envelope, parse_json, to_mutation
 from models.errors import PermanentEventError, UnknownColumn
 from models.merge_plan import Plan, needs, plan
 from models.mutations import Key, Mutation, RowWrite
@@ -79,7 +79,10 @@ class Applier:
         registry: TableRegistry,
         reader: ReadBackReader,
         group_id: str,
+        decode: Callable[[bytes | None, bytes | None], Envelope | None] = parse_json,
     ) -> None:
+        self.decode = decode
+        """Record bytes -> envelope; raises :class:`PermanentEventError` subclasses for bad input."""
         self.pool = pool
         self.registry = registry
         self.reader = reader
@@ -202,7 +205,7 @@ class Applier:
         dead: list[DeadLetter] = []
         for record in records:
             try:
-                env = parse_json(record.key, record.value)
+                env = self.decode(record.key, record.value)
                 if env is None:
                     outcome.skipped += 1
                     continue
