@@ -29,7 +29,9 @@ def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
-def create_cdc_keyspace(session: Any, keyspace: str, tables: dict[str, str], topic_prefix: str, bootstrap: str) -> None:
+def create_cdc_keyspace(
+    session: Any, keyspace: str, tables: dict[str, str], topic_prefix: str, bootstrap: str
+) -> None:
     """Create ``keyspace`` and CDC tables (``name -> CQL column/key definition``), then wait until the Debezium
     agent captures each table (it misses tables created in the same schema refresh as their keyspace)."""
     session.execute(
@@ -43,7 +45,9 @@ def create_cdc_keyspace(session: Any, keyspace: str, tables: dict[str, str], top
         wait_captured(session, keyspace, name, topic_prefix, bootstrap)
 
 
-def wait_captured(session: Any, keyspace: str, table: str, topic_prefix: str, bootstrap: str, timeout: float = 60) -> None:
+def wait_captured(
+    session: Any, keyspace: str, table: str, topic_prefix: str, bootstrap: str, timeout: float = 60
+) -> None:
     """Write and delete a probe row until its events show up on the table's topic."""
     meta = session.cluster.metadata.keyspaces[keyspace].tables[table]
     key_cols = [c for c in (*meta.partition_key, *meta.clustering_key)]
@@ -89,12 +93,18 @@ async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[tuple[str, 
     try:
         await consumer._client.force_metadata_update()
         tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or set())]
-        return {(tp.topic, tp.partition): o for tp, o in (await consumer.end_offsets(tps)).items()} if tps else {}
+        return (
+            {(tp.topic, tp.partition): o for tp, o in (await consumer.end_offsets(tps)).items()}
+            if tps
+            else {}
+        )
     finally:
         await consumer.stop()
 
 
-def wait_applied(pg_dsn: str, group_id: str, bootstrap: str, topics: Sequence[str], timeout: float = 120) -> None:
+def wait_applied(
+    pg_dsn: str, group_id: str, bootstrap: str, topics: Sequence[str], timeout: float = 120
+) -> None:
     """Wait until the worker's checkpoints in PostgreSQL reach the end of every topic."""
     deadline = time.monotonic() + timeout
     ends: dict[tuple[str, int], int] = {}
@@ -104,7 +114,8 @@ def wait_applied(pg_dsn: str, group_id: str, bootstrap: str, topics: Sequence[st
         with psycopg.connect(pg_dsn) as conn:
             try:
                 rows = conn.execute(
-                    "SELECT topic, partition, next_offset FROM _cdc_checkpoints WHERE group_id = %s", (group_id,)
+                    "SELECT topic, partition, next_offset FROM _cdc_checkpoints WHERE group_id = %s",
+                    (group_id,),
                 ).fetchall()
             except psycopg.errors.UndefinedTable:
                 rows = []

@@ -58,6 +58,8 @@ class Outcome:
     next_offsets: dict[TP, int] = field(default_factory=dict)
     last_ts_us: dict[TablePath, int] = field(default_factory=dict)
     table_of: dict[TP, TablePath] = field(default_factory=dict)
+    consumed: Counter[TP] = field(default_factory=Counter)
+    """Records seen for the first time per partition (applied, dead-lettered or empty)."""
     gaps: dict[TP, int] = field(default_factory=dict)
     """Partitions whose records started past the stored offset: seek back to it (nothing of them applied)."""
 
@@ -120,6 +122,7 @@ class Applier:
                 self.group_id,
                 outcome.next_offsets,
                 {tp: self.claims[tp].generation for tp in outcome.next_offsets},
+                outcome.consumed,
             )
         for tp, offset in outcome.next_offsets.items():
             self.claims[tp] = replace(self.claims[tp], next_offset=offset)
@@ -165,7 +168,7 @@ class Applier:
         outcome.next_offsets[tp] = record.offset + 1
         with self.pool.connection() as conn, conn.transaction():
             outcome.dlq_ids = self._record_dead_letters(conn, [letter])
-            advance(conn, self.group_id, outcome.next_offsets, {tp: self.claims[tp].generation})
+            advance(conn, self.group_id, outcome.next_offsets, {tp: self.claims[tp].generation}, {tp: 1})
         outcome.dead_letters.append(letter)
         self.claims[tp] = replace(self.claims[tp], next_offset=record.offset + 1)
         return outcome
@@ -195,6 +198,7 @@ class Applier:
             outcome.skipped += 1
             outcome.next_offsets[tp] = max(outcome.next_offsets[tp], stored)
             return False
+        outcome.consumed[tp] += 1
         return True
 
     # -- decoding -----------------------------------------------------------------------------------------
@@ -326,6 +330,7 @@ def _merge(total: Outcome, part: Outcome) -> None:
     total.dead_letters.extend(part.dead_letters)
     total.dlq_ids.extend(part.dlq_ids)
     total.skipped += part.skipped
+    total.consumed.update(part.consumed)
     total.next_offsets.update(part.next_offsets)
     total.table_of.update(part.table_of)
     for path, ts in part.last_ts_us.items():

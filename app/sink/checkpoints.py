@@ -59,13 +59,23 @@ def advance(
     group_id: str,
     offsets: Mapping[tuple[str, int], int],
     generations: Mapping[tuple[str, int], int],
+    events: Mapping[tuple[str, int], int] | None = None,
 ) -> None:
-    """Store ``offsets`` (next offset to read per partition); raise :class:`Fenced` if not the owner."""
+    """Store ``offsets`` (next offset to read per partition) and add ``events`` (records consumed for the
+    first time: applied, dead-lettered or empty) to the exact counter; raise :class:`Fenced` if not the owner."""
+    counts = events or {}
     for (topic, partition), next_offset in sorted(offsets.items()):
         cur = conn.execute(
-            """UPDATE _cdc_checkpoints SET next_offset = %s, updated_at = now()
+            """UPDATE _cdc_checkpoints SET next_offset = %s, events = events + %s, updated_at = now()
                WHERE group_id = %s AND topic = %s AND partition = %s AND generation = %s""",
-            (next_offset, group_id, topic, partition, generations[(topic, partition)]),
+            (
+                next_offset,
+                counts.get((topic, partition), 0),
+                group_id,
+                topic,
+                partition,
+                generations[(topic, partition)],
+            ),
         )
         if cur.rowcount != 1:
             raise Fenced(f"{topic}[{partition}] is owned by another worker generation")

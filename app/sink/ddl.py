@@ -119,6 +119,7 @@ META_DDL: tuple[sql.SQL, ...] = (
         """CREATE TABLE IF NOT EXISTS _cdc_checkpoints (
             group_id text NOT NULL, topic text NOT NULL, partition integer NOT NULL,
             next_offset bigint NOT NULL, generation bigint NOT NULL DEFAULT 0,
+            events bigint NOT NULL DEFAULT 0,
             updated_at timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (group_id, topic, partition))"""
     ),
@@ -130,4 +131,7 @@ META_DDL: tuple[sql.SQL, ...] = (
             headers jsonb NOT NULL DEFAULT '{}', recorded_at timestamptz NOT NULL DEFAULT now(),
             published_at timestamptz, replayed_at timestamptz, UNIQUE (topic, partition, "offset"))"""
     ),
+    # Upgrades of sink tables created by earlier versions.
+    sql.SQL("ALTER TABLE _cdc_checkpoints ADD COLUMN IF NOT EXISTS events bigint NOT NULL DEFAULT 0"),
+    sql.SQL("ALTER TABLE _cdc_dlq_records ADD COLUMN IF NOT EXISTS published_at timestamptz"),
 )
