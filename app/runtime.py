@@ -17,6 +17,7 @@ from app.health import health
 from app.settings import Settings
 from app.sink.applier import Applier, Outcome, Record
 from app.sink.checkpoints import Claim, Fenced, ensure_meta
+from app.sink.decoding import RecordDecoder
 from app.sink.readback import ReadBackReader
 from app.sink.registry import TableRegistry
 from app.sink.transient import is_transient
@@ -69,7 +70,8 @@ class Runtime:
         health.mark("cassandra", "up")
         registry = TableRegistry(self.cluster, self.pool, s.sink.table_targets)
         reader = ReadBackReader(self._session, s.sink.readback_concurrency)
-        return Applier(self.pool, registry, reader, group_id=s.app_id)
+        decode = RecordDecoder(s.registry.url)
+        return Applier(self.pool, registry, reader, group_id=s.app_id, decode=decode)
 
     # -- retries ------------------------------------------------------------------------------------------
     async def _retrying(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:

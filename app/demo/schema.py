@@ -46,9 +46,3 @@ STATEMENTS: tuple[str, ...] = (
 )
 
 TABLES: tuple[str, ...] = ("customers", "orders", "readings")
-
-
-def create_schema(session: object) -> None:
-    """Create the demo keyspace and tables (idempotent) on a cassandra-driver session."""
-    for statement in STATEMENTS:
-        session.execute(statement)  # type: ignore[attr-defined]
