@@ -32,7 +32,6 @@ import pstats
 import random
 import shutil
 import socket
-import statistics
 import tempfile
 import threading
 import time
@@ -85,7 +84,13 @@ SCALARS = (
     ("u", "uuid"),
     ("m", "decimal"),
 )
-PG_TYPES = {"bigint": "bigint", "int": "int", "text": "text", "double": "double precision", "boolean": "boolean"}
+PG_TYPES = {
+    "bigint": "bigint",
+    "int": "int",
+    "text": "text",
+    "double": "double precision",
+    "boolean": "boolean",
+}
 PG_TYPES |= {"timestamp": "bigint", "uuid": "uuid", "decimal": "numeric", "set<text>": "jsonb"}
 
 
@@ -185,7 +190,11 @@ async def _preload(bootstrap: str, topic: str, gen: EventGen, n: int) -> dict[st
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks=1, linger_ms=50, max_batch_size=1024 * 1024, max_request_size=8 << 20
+        bootstrap_servers=bootstrap,
+        acks=1,
+        linger_ms=50,
+        max_batch_size=1024 * 1024,
+        max_request_size=8 << 20,
     )
     await producer.start()
     started = time.perf_counter()
@@ -266,7 +275,9 @@ class CheckpointPoller(threading.Thread):
     def run(self) -> None:
         try:
             with psycopg.connect(self.dsn, autocommit=True) as conn:
-                query = "SELECT topic, next_offset FROM _cdc_checkpoints WHERE group_id = %s AND partition = 0"
+                query = (
+                    "SELECT topic, next_offset FROM _cdc_checkpoints WHERE group_id = %s AND partition = 0"
+                )
                 while not self.stopping.is_set():
                     try:
                         rows = conn.execute(query, (self.group_id,)).fetchall()
@@ -366,7 +377,7 @@ def free_port() -> int:
 
 def scrape_histogram(port: int, name: str) -> dict[float, float]:
     """Cumulative bucket counts ``le -> count`` of a Prometheus histogram on the worker's /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
     buckets: dict[float, float] = {}
     prefix = f"{name}_bucket{{"
@@ -391,7 +402,9 @@ def histogram_quantiles(before: dict[float, float], after: dict[float, float]) -
 
 
 @contextlib.contextmanager
-def worker(keyspace: str, workdir: Path, pg_dsn: str) -> Iterator[tuple[Any, CheckpointPoller, MemorySampler]]:
+def worker(
+    keyspace: str, workdir: Path, pg_dsn: str
+) -> Iterator[tuple[Any, CheckpointPoller, MemorySampler]]:
     from tests.pipeline_harness import WorkerProcess, unique
 
     proc = WorkerProcess(
@@ -512,7 +525,9 @@ class CqlWriter:
         self.update = session.prepare(
             f"UPDATE {t} USING TIMESTAMP ? SET seq = ?, n = ?, t = ? WHERE tenant = ? AND id = ? AND c = ?"
         )
-        self.delete = session.prepare(f"DELETE FROM {t} USING TIMESTAMP ? WHERE tenant = ? AND id = ? AND c = ?")
+        self.delete = session.prepare(
+            f"DELETE FROM {t} USING TIMESTAMP ? WHERE tenant = ? AND id = ? AND c = ?"
+        )
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.sem = threading.BoundedSemaphore(MAX_IN_FLIGHT)
@@ -557,8 +572,6 @@ class CqlWriter:
         return self.delete, [ts, tenant, id_, c]
 
     def run(self, rate: int, duration: float, seq0: int) -> dict[str, Any]:
-        from cassandra.query import BoundStatement  # noqa: F401 - driver loaded
-
         n = int(rate * duration)
         first_ts = last_ts = 0
         t0 = time.perf_counter()
@@ -678,10 +691,7 @@ class StageTimer:
                     timer.stack[-1][2] += elapsed
 
         setattr(owner, attr, wrapped)
-        if isinstance(owner, type):
-            self.restore.append(lambda: setattr(owner, attr, original))
-        else:
-            self.restore.append(lambda: setattr(owner, attr, original))
+        self.restore.append(lambda: setattr(owner, attr, original))
 
     def undo(self) -> None:
         for fn in reversed(self.restore):
@@ -689,7 +699,7 @@ class StageTimer:
         self.restore.clear()
 
 
-def _applier(s: Settings, session: Any, group_id: str) -> tuple[Any, Any, Any]:
+def _applier(s: Settings, session: Any, group_id: str) -> tuple[Any, Any]:
     from psycopg_pool import ConnectionPool
 
     from app.sink.applier import Applier
@@ -701,7 +711,7 @@ def _applier(s: Settings, session: Any, group_id: str) -> tuple[Any, Any, Any]:
     with pool.connection() as conn:
         ensure_meta(conn)
     applier = Applier(pool, TableRegistry(session.cluster, pool), ReadBackReader(session), group_id)
-    return applier, pool, None
+    return applier, pool
 
 
 def profile_applier(s: Settings, session: Any, keyspace: str) -> dict[str, Any]:
@@ -722,7 +732,7 @@ def profile_applier(s: Settings, session: Any, keyspace: str) -> dict[str, Any]:
             key, value = gen.event(i, base + i)
             records.append(Record(topic, 0, i, key, value, int(time.time() * 1000)))
         group = f"bench_profile_{uuid.uuid4().hex[:8]}"
-        applier, pool, _ = _applier(s, session, group)
+        applier, pool = _applier(s, session, group)
         try:
             applier.claim([(topic, 0)])
             applier.expect((topic, 0), 0)
@@ -785,8 +795,14 @@ def profile_applier(s: Settings, session: Any, keyspace: str) -> dict[str, Any]:
                 key=lambda kv: -kv[1][2],
             )[:15]:
                 short = "/".join(Path(file).parts[-2:]) if file != "~" else "builtin"
-                rows.append({"function": f"{short}:{line}({func})", "calls": nc, "tottime_s": round(tt, 3),
-                             "cumtime_s": round(ct, 3)})
+                rows.append(
+                    {
+                        "function": f"{short}:{line}({func})",
+                        "calls": nc,
+                        "tottime_s": round(tt, 3),
+                        "cumtime_s": round(ct, 3),
+                    }
+                )
             out["cprofile"] = {"events": n - 10, "elapsed_s": round(elapsed, 2), "top_tottime": rows}
     return out
 
@@ -796,13 +812,15 @@ def profile_applier(s: Settings, session: Any, keyspace: str) -> dict[str, Any]:
 
 def _drop_pg_schema(dsn: str, schema: str) -> None:
     with contextlib.suppress(Exception), psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(psycopg.sql.Identifier(schema)))
+        conn.execute(
+            psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(psycopg.sql.Identifier(schema))
+        )
 
 
 def run() -> dict[str, Any]:
     from cassandra.cluster import Cluster
 
-    from tests.pipeline_harness import create_cdc_keyspace, unique, wait_applied
+    from tests.pipeline_harness import create_cdc_keyspace, wait_applied
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -810,8 +828,12 @@ def run() -> dict[str, Any]:
     s = Settings.from_env()
     tag = uuid.uuid4().hex[:6]
     ks_thr, ks_set, ks_lat = f"bench_pipe_thr_{tag}", f"bench_pipe_set_{tag}", f"bench_pipe_lat_{tag}"
-    t_thr, t_set, t_lat, t_live = (f"{s.topic_prefix}.{ks_thr}.thr", f"{s.topic_prefix}.{ks_set}.thr_set",
-                                   f"{s.topic_prefix}.{ks_lat}.lat", f"{s.topic_prefix}.{ks_lat}.live")
+    t_thr, t_set, t_lat, t_live = (
+        f"{s.topic_prefix}.{ks_thr}.thr",
+        f"{s.topic_prefix}.{ks_set}.thr_set",
+        f"{s.topic_prefix}.{ks_lat}.lat",
+        f"{s.topic_prefix}.{ks_lat}.live",
+    )
     topics = [t_thr, t_set, t_lat, t_live]
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     result: dict[str, Any] = {}
@@ -823,15 +845,25 @@ def run() -> dict[str, Any]:
         try:
             create_topics(s.kafka_bootstrap, topics)
             print("  creating keyspaces and waiting for the agent to capture them ...", flush=True)
-            create_cdc_keyspace(session, ks_thr, {"thr": table_definition(False)}, s.topic_prefix, s.kafka_bootstrap)
-            create_cdc_keyspace(session, ks_set, {"thr_set": table_definition(True)}, s.topic_prefix,
-                                s.kafka_bootstrap)
-            create_cdc_keyspace(session, ks_lat, {"lat": table_definition(False), "live": table_definition(False)},
-                                s.topic_prefix, s.kafka_bootstrap)
+            create_cdc_keyspace(
+                session, ks_thr, {"thr": table_definition(False)}, s.topic_prefix, s.kafka_bootstrap
+            )
+            create_cdc_keyspace(
+                session, ks_set, {"thr_set": table_definition(True)}, s.topic_prefix, s.kafka_bootstrap
+            )
+            create_cdc_keyspace(
+                session,
+                ks_lat,
+                {"lat": table_definition(False), "live": table_definition(False)},
+                s.topic_prefix,
+                s.kafka_bootstrap,
+            )
 
             print(f"  pre-loading {N_EVENTS} + {N_SET_EVENTS} events ...", flush=True)
             load_thr = preload(s.kafka_bootstrap, t_thr, EventGen(ks_thr, "thr", seed=1), N_EVENTS)
-            load_set = preload(s.kafka_bootstrap, t_set, EventGen(ks_set, "thr_set", True, seed=2), N_SET_EVENTS)
+            load_set = preload(
+                s.kafka_bootstrap, t_set, EventGen(ks_set, "thr_set", True, seed=2), N_SET_EVENTS
+            )
             from tests.pipeline_harness import end_offsets
 
             ends = asyncio.run(end_offsets(s.kafka_bootstrap, [t_thr, t_set]))
@@ -846,7 +878,10 @@ def run() -> dict[str, Any]:
             key_cols = [(n, PG_TYPES[t]) for n, t in KEY]
             raw = run_raw_loop(s.kafka_bootstrap, s.pg_dsn, t_thr, key_cols, value_cols, BATCH)
             print(f"    {raw}", flush=True)
-            print(f"  throughput with a set<text> column (read-back): worker over {end_set} events ...", flush=True)
+            print(
+                f"  throughput with a set<text> column (read-back): worker over {end_set} events ...",
+                flush=True,
+            )
             thr_set = throughput(s, ks_set, t_set, end_set, workdir)
             print(f"    {thr_set}", flush=True)
 
@@ -866,7 +901,9 @@ def run() -> dict[str, Any]:
                     time.sleep(2)
                 for rate in CQL_RATES:
                     print(f"    cassandra: {rate} writes/s for {STEP_S:.0f}s ...", flush=True)
-                    cql_steps.append(cql_step(session, ks_lat, "live", t_live, rate, poller, live, proc.web_port))
+                    cql_steps.append(
+                        cql_step(session, ks_lat, "live", t_live, rate, poller, live, proc.web_port)
+                    )
                     _check_alive(proc)
                     print(f"      {cql_steps[-1]}", flush=True)
                     time.sleep(2)
@@ -930,8 +967,11 @@ def targets(r: dict[str, Any]) -> dict[str, Any]:
     thr, raw = r["throughput"], r["raw_loop"]
     at5000 = next((k for k in r["kafka_latency"] if k["rate"] == 5000), None)
     cql_p95 = max((c["cassandra_to_pg_ms"]["p95"] or 0 for c in r["cassandra_latency"]), default=None)
-    peak = max(thr.get("peak_rss_mb") or 0, r["throughput_with_set"].get("peak_rss_mb") or 0,
-               r["latency_worker_memory"].get("peak_rss_mb") or 0)
+    peak = max(
+        thr.get("peak_rss_mb") or 0,
+        r["throughput_with_set"].get("peak_rss_mb") or 0,
+        r["latency_worker_memory"].get("peak_rss_mb") or 0,
+    )
     ratio = round(thr["events_per_s"] / raw["events_per_s"], 3) if raw.get("events_per_s") else None
     return {
         "throughput_events_per_s": _verdict(thr["events_per_s"], TARGETS["throughput_events_per_s"], True),
@@ -953,7 +993,12 @@ def _ms(x: dict[str, Any]) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = header(result)
-    thr, thr_set, raw, t = result["throughput"], result["throughput_with_set"], result["raw_loop"], result["targets"]
+    thr, thr_set, raw, t = (
+        result["throughput"],
+        result["throughput_with_set"],
+        result["raw_loop"],
+        result["targets"],
+    )
     names = {
         "throughput_events_per_s": "sustained throughput, events/s (scalar table)",
         "kafka_to_pg_p95_ms_at_5000": "Kafka -> PostgreSQL p95 at 5,000 events/s, ms",
@@ -1053,7 +1098,3 @@ def markdown(result: dict[str, Any]) -> str:
     for row in cp["top_tottime"]:
         lines.append(f"| `{row['function']}` | {row['calls']} | {row['tottime_s']} | {row['cumtime_s']} |")
     return "\n".join(lines)
-
-
-def _unused() -> None:  # keep statistics imported for callers extending the report
-    statistics.fmean([1.0])
