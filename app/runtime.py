@@ -17,7 +17,7 @@ from app.health import health
 from app.settings import Settings
 from app.sink.applier import Applier, Outcome, Record
 from app.sink.checkpoints import Claim, Fenced, ensure_meta
-from app.sink.decoding import RecordDecoder
+from app.sink.decoding import RecordDecoder, RegistryUnavailable
 from app.sink.readback import ReadBackReader
 from app.sink.registry import TableRegistry
 from app.sink.transient import is_transient
@@ -26,6 +26,9 @@ log = structlog.get_logger("cdc.runtime")
 
 
 def _component(error: BaseException) -> str:
+    """Which dependency a transient failure belongs to (for /health)."""
+    if isinstance(error, RegistryUnavailable):
+        return "registry"
     module = type(error).__module__
     return "cassandra" if module.startswith("cassandra") else "postgres"
 

@@ -62,7 +62,7 @@ Normaliser = Callable[[Any], Any]
 
 def is_wire_format(data: bytes | None) -> bool:
     """Does ``data`` start with the Confluent magic byte? (JSON text never starts with a NUL byte.)"""
-    return bool(data) and data is not None and data[0] == MAGIC
+    return data is not None and len(data) > 0 and data[0] == MAGIC
 
 
 def parse_wire_format(data: bytes) -> tuple[int, memoryview]:

@@ -125,7 +125,13 @@ def test_strip_logical_types_keeps_decimal() -> None:
     reader = AvroReader(schema)
     payload = encode(
         schema,
-        {"t": 1562202942545, "d": 19000, "u": "8f14e45f-ceea-467a-9575-8ec2b0c1c1c1", "n": Decimal("1.10"), "a": [5]},
+        {
+            "t": 1562202942545,
+            "d": 19000,
+            "u": "8f14e45f-ceea-467a-9575-8ec2b0c1c1c1",
+            "n": Decimal("1.10"),
+            "a": [5],
+        },
     )
     assert reader.decode(payload) == {
         "t": 1562202942545,
@@ -269,7 +275,12 @@ def test_avro_envelope_equals_json_envelope(
     assert from_avro == from_json
     assert from_avro is not None
     assert from_avro.ts_us == 1795686247803209
-    assert (from_avro.keyspace, from_avro.table, from_avro.op, from_avro.snapshot) == ("demo", "items", op, False)
+    assert (from_avro.keyspace, from_avro.table, from_avro.op, from_avro.snapshot) == (
+        "demo",
+        "items",
+        op,
+        False,
+    )
 
 
 def test_json_key_with_avro_value() -> None:

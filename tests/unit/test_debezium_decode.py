@@ -73,7 +73,9 @@ def after(**cells: Any) -> dict[str, Any]:
 def bound(method: str, *values: tuple[str, str]) -> dict[str, Any]:
     return {
         "method": method,
-        "values": [{"name": n, "value": v, "type": "org.apache.cassandra.db.marshal.Int32Type"} for n, v in values],
+        "values": [
+            {"name": n, "value": v, "type": "org.apache.cassandra.db.marshal.Int32Type"} for n, v in values
+        ],
     }
 
 
