@@ -100,8 +100,9 @@ class Runtime:
         async for attempt in retrying:
             with attempt:
                 result = await asyncio.to_thread(fn, *args)
-        health.mark("postgres", "up")
-        health.mark("cassandra", "up")
+        for name in ("postgres", "cassandra", "registry"):
+            if name in health.components:
+                health.mark(name, "up")
         return result
 
     # -- partitions ---------------------------------------------------------------------------------------
