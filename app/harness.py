@@ -8,6 +8,7 @@ import datetime
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,13 @@ from app.compare import TableDiff, compare_tables
 from app.sink.spec_for import spec_for
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for a worker's web server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def unique(prefix: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,12 +22,11 @@ import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from cassandra.cluster import Cluster
 from schema_registry.client import SchemaRegistryClient
 from schema_registry.client.schema import AvroSchema
 
 from models.avro import debezium_like_schemas, frame
-from tests.pipeline_harness import WorkerProcess, compare_keyspace, unique, wait_applied
+from tests.pipeline_harness import WorkerProcess, compare_keyspace, free_port, unique, wait_applied
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres", "kafka", "cassandra", "apicurio")]
 
@@ -63,22 +61,6 @@ COLUMNS: list[tuple[str, Any]] = [
 ]
 UNKNOWN_SCHEMA_ID = 2**31 - 1
 AT_MS = 1562202942545
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def cql(cassandra_contact: tuple[str, int]) -> Iterator[Any]:
-    host, port = cassandra_contact
-    cluster = Cluster([host], port=port, protocol_version=5)
-    session = cluster.connect()
-    session.default_timeout = 30
-    yield session
-    cluster.shutdown()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ runs without a schema registry, so an Avro-framed record is dead-lettered as ``a
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +18,16 @@ import orjson
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from cassandra.cluster import Cluster
 
 from models.avro import frame
-from tests.pipeline_harness import WorkerProcess, compare_keyspace, create_cdc_keyspace, unique, wait_applied
+from tests.pipeline_harness import (
+    WorkerProcess,
+    compare_keyspace,
+    create_cdc_keyspace,
+    free_port,
+    unique,
+    wait_applied,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres", "kafka", "cassandra", "debezium")]
 
@@ -31,24 +36,8 @@ DEFINITION = "id int, seq int, name text, qty int, PRIMARY KEY (id, seq)"
 DLQ_TOPIC = "dlq-events"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def now_us() -> int:
     return time.time_ns() // 1000
-
-
-@pytest.fixture(scope="module")
-def cql(cassandra_contact: tuple[str, int]) -> Iterator[Any]:
-    host, port = cassandra_contact
-    cluster = Cluster([host], port=port, protocol_version=5)
-    session = cluster.connect()
-    session.default_timeout = 30
-    yield session
-    cluster.shutdown()
 
 
 @pytest.fixture

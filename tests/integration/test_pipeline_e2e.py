@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +18,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from cassandra.cluster import Cluster
 from cassandra.util import Duration
 
 from tests.pipeline_harness import (
@@ -27,6 +25,7 @@ from tests.pipeline_harness import (
     compare_keyspace,
     create_cdc_keyspace,
     end_offsets,
+    free_port,
     unique,
     wait_applied,
 )
@@ -43,21 +42,6 @@ ALL_TYPES = """
     tup tuple<int, text, double>, nested frozen<list<frozen<list<int>>>>,
     PRIMARY KEY ((id, part), seq)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def cql(cassandra_contact: tuple[str, int]) -> Iterator[Any]:
-    host, port = cassandra_contact
-    cluster = Cluster([host], port=port, protocol_version=5)
-    session = cluster.connect()
-    yield session
-    cluster.shutdown()
 
 
 @pytest.fixture
