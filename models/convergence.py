@@ -129,10 +129,13 @@ def apply_write(row: RowState, write: RowWrite, covering_ts: int | None, order_b
     if write.ts <= limit:
         return row
     cells = dict(row.cells)
+    ts = write.ts
     for name, cw in write.cells.items():
-        new = Cell(write.ts, cw.value, cw.expires_at)
         old = cells.get(name)
-        if old is None or cell_wins(new, old, lambda v, n=name: order_bytes(n, v)):  # type: ignore[misc]
+        if old is not None and ts < old.ts:
+            continue
+        new = Cell(ts, cw.value, cw.expires_at)
+        if old is None or ts > old.ts or cell_wins(new, old, lambda v, n=name: order_bytes(n, v)):  # type: ignore[misc]
             cells[name] = new
     marker = row.marker
     if write.marker:

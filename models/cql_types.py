@@ -131,6 +131,7 @@ __all__ = [
     "UnsupportedType",
     "ValueMappingError",
     "cell_order_bytes",
+    "debezium_converter",
     "format_cql_type",
     "from_debezium",
     "from_driver",
@@ -881,10 +882,43 @@ def from_debezium(t: CqlType, raw: object, *, modes: DebeziumModes = _DEFAULT_MO
     See the module table for each type; raises :class:`ValueMappingError` when ``raw`` does not fit.
     """
 
+    if raw is None:
+        return None
+    if t.name in _SCALAR_PG:  # the hot path: a scalar needs no walk and no finishing
+        try:
+            return _scalar_dbz(t, raw, modes)
+        except ValueMappingError:
+            raise
+        except (ValueError, TypeError, OverflowError, ArithmeticError) as error:
+            raise ValueMappingError(
+                f"cannot map {_short(raw)} to CQL {format_cql_type(t)}: {error}"
+            ) from error
+
     def scalar(sub: CqlType, value: object) -> Native:
         return _scalar_dbz(sub, value, modes)
 
     return _wrap(t, raw, lambda: _finish(t, _to_native(t, raw, scalar, "debezium")))
+
+
+def debezium_converter(t: CqlType, modes: DebeziumModes = _DEFAULT_MODES) -> Callable[[object], object]:
+    """:func:`from_debezium` for one column type, resolved once (the per-event hot path of decoding)."""
+    if t.name not in _SCALAR_PG:
+        return lambda raw: from_debezium(t, raw, modes=modes)
+    common = _COMMON_SCALARS.get(t.name)
+
+    def convert(raw: object) -> object:
+        if raw is None:
+            return None
+        try:
+            return common(t, raw) if common is not None else _scalar_dbz(t, raw, modes)
+        except ValueMappingError:
+            raise
+        except (ValueError, TypeError, OverflowError, ArithmeticError) as error:
+            raise ValueMappingError(
+                f"cannot map {_short(raw)} to CQL {format_cql_type(t)}: {error}"
+            ) from error
+
+    return convert
 
 
 def from_driver(t: CqlType, value: object) -> object:

@@ -84,8 +84,13 @@ def envelope(key: Any, value: Any) -> Envelope:
     return Envelope(op, ts_us, keyspace, table, snapshot, key, after)
 
 
-def _value(column: Column, raw: object, modes: DebeziumModes) -> object:
+_DEFAULT_MODES = DebeziumModes()
+
+
+def _value(schema: TableSchema, column: Column, raw: object, modes: DebeziumModes) -> object:
     try:
+        if modes is _DEFAULT_MODES:
+            return schema.converters[column.name](raw)
         return from_debezium(column.type, raw, modes=modes)
     except ValueMappingError as error:
         raise ValueMapping(f"{column.name}: {error}") from None
@@ -98,7 +103,7 @@ def _key(schema: TableSchema, env: Envelope, columns: tuple[Column, ...], modes:
         raw = cell.get("value") if isinstance(cell, dict) else env.key.get(column.name)
         if raw is None:
             return None
-        values.append(_value(column, raw, modes))
+        values.append(_value(schema, column, raw, modes))
     return tuple(values)
 
 
@@ -111,12 +116,13 @@ def _partition(schema: TableSchema, env: Envelope, modes: DebeziumModes) -> Key:
 
 def _cells(schema: TableSchema, env: Envelope, modes: DebeziumModes) -> dict[str, CellWrite]:
     cells: dict[str, CellWrite] = {}
+    regular = schema.regular
     for name, cell in env.after.items():
-        if cell is None or name in RANGE_FIELDS or (name in schema.by_name and name not in schema.regular):
+        if cell is None:
             continue
-        column = schema.regular.get(name)
+        column = regular.get(name)
         if column is None:
-            if name in schema.static:
+            if name in RANGE_FIELDS or name in schema.by_name or name in schema.static:
                 continue
             raise UnknownColumn(f"{schema.keyspace}.{schema.table} has no column {name!r}")
         if not isinstance(cell, dict):
@@ -126,7 +132,9 @@ def _cells(schema: TableSchema, env: Envelope, modes: DebeziumModes) -> dict[str
             cells[name] = CellWrite(None)
             continue
         expires = cell.get("deletion_ts")
-        cells[name] = CellWrite(_value(column, raw, modes), expires if isinstance(expires, int) else None)
+        cells[name] = CellWrite(
+            _value(schema, column, raw, modes), expires if isinstance(expires, int) else None
+        )
     return cells
 
 
@@ -204,7 +212,7 @@ def to_mutation(schema: TableSchema, env: Envelope, modes: DebeziumModes | None 
     decode = _DECODERS.get(env.op)
     if decode is None:
         raise UnsupportedEvent(f"unknown op {env.op!r}")
-    return decode(schema, env, modes or DebeziumModes())
+    return decode(schema, env, modes or _DEFAULT_MODES)
 
 
 # -- CQL literals in range bounds ------------------------------------------------------------------------

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
 
-from models.cql_types import CqlType, ValueMappingError, cell_order_bytes, is_multicell
+from models.cql_types import CqlType, ValueMappingError, cell_order_bytes, debezium_converter, is_multicell
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,11 @@ class TableSchema:
     @cached_property
     def regular(self) -> dict[str, Column]:
         return {c.name: c for c in self.columns}
+
+    @cached_property
+    def converters(self) -> dict[str, Callable[[object], object]]:
+        """Debezium value -> PostgreSQL value, per column (default handling modes)."""
+        return {name: debezium_converter(c.type) for name, c in self.by_name.items()}
 
     @cached_property
     def hint_columns(self) -> frozenset[str]:
