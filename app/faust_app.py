@@ -32,6 +32,9 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "topic_partitions": 1,
         "consumer_metadata_max_age_ms": 5_000,
         "stream_wait_empty": True,
+        # Keep fetching while a batch is applied: the buffer holds several batches (Faust's default, 4096,
+        # is about two, so the consumer stalls between them).
+        "stream_buffer_maxsize": max(16_384, 4 * settings.sink.batch_size),
     }
 
 
