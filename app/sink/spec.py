@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from models.convergence import OrderBytes
 from models.merge_plan import TableShape, _no_order_bytes
+from models.mutations import Key
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class MirrorSpec:
     descending: tuple[bool, ...] = ()
     columns: tuple[ColumnSpec, ...] = ()
     order_bytes: OrderBytes = field(default=_no_order_bytes, compare=False)
+    token_of: Callable[[Key], int | None] = field(default=lambda _: None, compare=False)
+    """Murmur3 token of a partition key (stored as ``_cdc_token`` for reconciliation)."""
 
     @property
     def primary_key(self) -> tuple[ColumnSpec, ...]:

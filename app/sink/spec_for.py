@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from app.sink.spec import ColumnSpec, MirrorSpec
 from models.cql_types import pg_type
 from models.table_schema import Column, TableSchema
+from models.token import partition_token
 
 
 def _columns(columns: tuple[Column, ...]) -> tuple[ColumnSpec, ...]:
@@ -27,4 +30,5 @@ def spec_for(schema: TableSchema, target: str | None = None) -> MirrorSpec:
         descending=schema.descending,
         columns=_columns(schema.columns),
         order_bytes=schema.order_bytes,
+        token_of=partial(partition_token, tuple(c.type for c in schema.partition_key)),
     )

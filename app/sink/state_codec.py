@@ -43,6 +43,7 @@ def mirror_values(spec: MirrorSpec, key: Key, row: RowState, now_us: int) -> dic
     values.update(row.visible_values((c.name for c in spec.columns), now_us))
     values.update(state_values(row))
     values["_cdc_expires_at"] = row.next_expiry(now_us)
+    values["_cdc_token"] = spec.token_of(key[: len(spec.partition_key)])
     return values
 
 

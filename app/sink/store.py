@@ -60,7 +60,13 @@ class MirrorStore:
         self.spec = spec
         self.pk = [c.name for c in spec.primary_key]
         self.part = [c.name for c in spec.partition_key]
-        self.mirror_cols = [*self.pk, *(c.name for c in spec.columns), *ddl.STATE_COLUMNS, "_cdc_expires_at"]
+        self.mirror_cols = [
+            *self.pk,
+            *(c.name for c in spec.columns),
+            *ddl.STATE_COLUMNS,
+            "_cdc_expires_at",
+            "_cdc_token",
+        ]
         self.dead_cols = [*self.pk, *ddl.STATE_COLUMNS]
         self.types = {c.name: c for c in (*spec.primary_key, *spec.columns)}
         self.keys_tmp = _temp_name("k", spec)

@@ -194,6 +194,15 @@ def test_every_type_round_trips(
         "b": "boolean",
     }
     assert {k: types[k] for k in expected_types} == expected_types
+    cassandra_tokens = {
+        (r[0], r[1]): r[2] for r in cql.execute(f"SELECT id, part, token(id, part) FROM {keyspace}.all_types")
+    }
+    with psycopg.connect(pg_dsn) as conn:
+        mirror_tokens = {
+            (r[0], r[1]): r[2]
+            for r in conn.execute(f'SELECT id, part, _cdc_token FROM "{keyspace}".all_types')
+        }
+    assert mirror_tokens == cassandra_tokens
 
 
 WORKLOAD = "p int, c int, v int, w text, tags set<int>, PRIMARY KEY (p, c)"
