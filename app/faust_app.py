@@ -35,6 +35,8 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         # Keep fetching while a batch is applied: the buffer holds several batches (Faust's default, 4096,
         # is about two, so the consumer stalls between them).
         "stream_buffer_maxsize": max(16_384, 4 * settings.sink.batch_size),
+        # Fetch up to 16 MiB per partition per request (Faust's default, 1 MiB, is ~1,000 change events).
+        "consumer_max_fetch_size": 16 * 1024 * 1024,
     }
 
 

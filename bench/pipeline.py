@@ -31,7 +31,6 @@ import os
 import pstats
 import random
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -46,6 +45,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from app.harness import free_port
 from bench.common import Services, header, machine_info, now_iso, summary
 from bench.kafka_tools import Collector, create_topics, delete_topics
 from bench.raw_loop import run_raw_loop
@@ -370,12 +370,6 @@ class MemorySampler(threading.Thread):
         }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def scrape_histogram(port: int, name: str) -> dict[float, float]:
     """Cumulative bucket counts ``le -> count`` of a Prometheus histogram on the worker's /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
@@ -406,7 +400,7 @@ def histogram_quantiles(before: dict[float, float], after: dict[float, float]) -
 def worker(
     keyspace: str, workdir: Path, pg_dsn: str, bootstrap: str
 ) -> Iterator[tuple[Any, CheckpointPoller, MemorySampler]]:
-    from tests.pipeline_harness import WorkerProcess, unique
+    from app.harness import WorkerProcess, unique
 
     proc = WorkerProcess(
         keyspaces=[keyspace],
@@ -445,7 +439,7 @@ def _check_alive(proc: Any) -> None:
 
 def throughput(s: Settings, keyspace: str, topic: str, end: int, workdir: Path) -> dict[str, Any]:
     """Start a worker over a pre-loaded topic (``end`` = its end offset) and time the catch-up."""
-    from tests.pipeline_harness import wait_applied
+    from app.harness import wait_applied
 
     with worker(keyspace, workdir, s.pg_dsn, s.kafka_bootstrap) as (proc, poller, sampler):
         started = time.time()
@@ -840,7 +834,7 @@ def _drop_pg_schema(dsn: str, schema: str) -> None:
 def run() -> dict[str, Any]:
     from cassandra.cluster import Cluster
 
-    from tests.pipeline_harness import create_cdc_keyspace, wait_applied
+    from app.harness import create_cdc_keyspace, wait_applied
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -884,7 +878,7 @@ def run() -> dict[str, Any]:
             load_set = preload(
                 s.kafka_bootstrap, t_set, EventGen(ks_set, "thr_set", True, seed=2), N_SET_EVENTS
             )
-            from tests.pipeline_harness import end_offsets
+            from app.harness import end_offsets
 
             ends = asyncio.run(end_offsets(s.kafka_bootstrap, [t_thr, t_set]))
             end_thr, end_set = ends[(t_thr, 0)], ends[(t_set, 0)]
