@@ -4,7 +4,7 @@ Phases (each keyspace private to this run, dropped at the end with its topics an
 
 1. Throughput. ``N`` synthetic events in the agent's exact JSON shape (70 % inserts, 20 % partial updates,
    10 % row deletes over 20,000 rows of a table with a composite key and 9 scalar columns) are pre-loaded into
-   ``cdc.<ks>.thr``; then a worker (``tests.pipeline_harness.WorkerProcess``) starts. A poller reads the
+   ``cdc.<ks>.thr``; then a worker (``app.harness.WorkerProcess``) starts. A poller reads the
    worker's ``_cdc_checkpoints.next_offset`` every ``POLL_S``: start-up = time to the first commit; steady
    events/s = events committed after the first commit / time from it to the last. RSS: ``/proc/<pid>/status``
    (VmRSS sampled, VmHWM at the end). Variant: the same with a ``set<text>`` column (read-back from Cassandra).
