@@ -174,9 +174,13 @@ async def discover_topics() -> None:
     except Exception as error:
         log.warning("topic discovery failed", error=str(error))
         return
-    current = set(changes.topics)
+    current = list(changes.topics)
     new = [t for t in found if t not in current]
     if new:
-        changes.topics = sorted((current | set(new)) - {placeholder_topic(settings.kafka.topic_prefix)})
+        names = sorted((set(current) | set(new)) - {placeholder_topic(settings.kafka.topic_prefix)})
+        # The agent iterates clones of ``changes`` registered with the conductor: extend them all.
+        for channel in [changes, *app.topics]:
+            if list(channel.topics) == current:
+                channel.topics = names
         app.topics._flag_changes()  # type: ignore[attr-defined]
         log.info("subscribing to new change topics", topics=new)

@@ -295,3 +295,18 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
         ).fetchone()
     assert counted is not None
     assert counted[0] == produced, "every record counted exactly once across crashes"
+
+
+def test_table_created_after_start_is_picked_up_without_restart(
+    cql: Any, keyspace: str, worker_for: Any, pg_dsn: str, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    worker = worker_for(keyspace)  # no topic of this keyspace exists yet
+    time.sleep(8)
+    create_cdc_keyspace(cql, keyspace, {"t": WORKLOAD}, topic_prefix, kafka_bootstrap)
+    for statement in random_statements(random.Random(3), keyspace, 200, int(time.time() * 1_000_000)):
+        cql.execute(statement)
+    wait_applied(pg_dsn, worker.app_id, kafka_bootstrap, [f"{topic_prefix}.{keyspace}.t"])
+    time.sleep(4)
+    assert_converged(cql, pg_dsn, keyspace, ["t"], worker)
+    assert worker.proc is not None
+    assert worker.proc.poll() is None, "the worker kept running"
