@@ -26,6 +26,7 @@ from schema_registry.client import SchemaRegistryClient
 from schema_registry.client.schema import AvroSchema
 
 from models.avro import debezium_like_schemas, frame
+from tests.debezium_events import source as make_source
 from tests.pipeline_harness import WorkerProcess, compare_keyspace, free_port, unique, wait_applied
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres", "kafka", "cassandra", "apicurio")]
@@ -116,22 +117,7 @@ class AvroTopic:
     def event(
         self, op: str, ts: int, key: dict[str, Any], cells: dict[str, Any], **ranges: Any
     ) -> tuple[bytes, bytes]:
-        source = {
-            "version": "3.4.1.Final",
-            "connector": "cassandra",
-            "name": "cdc",
-            "ts_ms": ts // 1000,
-            "snapshot": "false",
-            "db": "NULL",
-            "sequence": None,
-            "ts_us": ts,
-            "ts_ns": ts * 1000,
-            "cluster": "cdc-local",
-            "file": "CommitLog-7-0.log",
-            "pos": 0,
-            "keyspace": self.keyspace,
-            "table": TABLE,
-        }
+        source = make_source(self.keyspace, TABLE, ts, file="CommitLog-7-0.log", pos=0)
         after = {**dict.fromkeys(("id", "seq", *REGULAR)), **cells}
         after["_range_start"] = ranges.get("start")
         after["_range_end"] = ranges.get("end")

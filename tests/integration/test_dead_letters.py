@@ -20,6 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from models.avro import frame
+from tests.debezium_events import source as make_source
 from tests.pipeline_harness import (
     WorkerProcess,
     compare_keyspace,
@@ -51,22 +52,7 @@ def keyspace(cql: Any, pg_dsn: str) -> Iterator[str]:
 
 def event(keyspace: str, table: str, op: str, after: dict[str, Any]) -> bytes:
     ts = now_us()
-    source = {
-        "version": "3.4.1.Final",
-        "connector": "cassandra",
-        "name": "cdc",
-        "ts_ms": ts // 1000,
-        "snapshot": "false",
-        "db": "NULL",
-        "sequence": None,
-        "ts_us": ts,
-        "ts_ns": ts * 1000,
-        "cluster": "cdc-local",
-        "file": "CommitLog-7-0.log",
-        "pos": 0,
-        "keyspace": keyspace,
-        "table": table,
-    }
+    source = make_source(keyspace, table, ts, file="CommitLog-7-0.log", pos=0)
     return orjson.dumps({"ts_ms": ts // 1000, "op": op, "source": source, "after": after})
 
 

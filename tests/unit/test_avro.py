@@ -24,27 +24,9 @@ from models.avro import (
 )
 from models.debezium import parse_json
 from models.errors import AvroDecodeError, MalformedEvent
+from tests.debezium_events import cell, source
 
-SOURCE = {
-    "version": "3.4.1.Final",
-    "connector": "cassandra",
-    "name": "cdc",
-    "ts_ms": 1795686247803,
-    "snapshot": "false",
-    "db": "NULL",
-    "sequence": None,
-    "ts_us": 1795686247803209,
-    "ts_ns": 1795686247803209000,
-    "cluster": "cdc-local",
-    "file": "CommitLog-7-1795686226414.log",
-    "pos": 48575,
-    "keyspace": "demo",
-    "table": "items",
-}
-
-
-def cell(value: Any, deletion_ts: int | None = None) -> dict[str, Any]:
-    return {"value": value, "deletion_ts": deletion_ts, "set": True}
+SOURCE = source()
 
 
 def encode(schema: Any, datum: Any) -> bytes:

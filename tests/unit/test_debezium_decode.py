@@ -27,6 +27,7 @@ from models.mutations import (
     RowWrite,
 )
 from models.table_schema import Column, TableSchema
+from tests.debezium_events import cell, source
 
 ITEMS = TableSchema(
     keyspace="demo",
@@ -42,26 +43,7 @@ ITEMS = TableSchema(
 )
 
 TS = 1795686247803209
-SOURCE = {
-    "version": "3.4.1.Final",
-    "connector": "cassandra",
-    "name": "cdc",
-    "ts_ms": 1795686247803,
-    "snapshot": "false",
-    "db": "NULL",
-    "sequence": None,
-    "ts_us": TS,
-    "ts_ns": TS * 1000,
-    "cluster": "cdc-local",
-    "file": "CommitLog-7-1795686226414.log",
-    "pos": 48575,
-    "keyspace": "demo",
-    "table": "items",
-}
-
-
-def cell(value: Any, deletion_ts: int | None = None) -> dict[str, Any]:
-    return {"value": value, "deletion_ts": deletion_ts, "set": True}
+SOURCE = source()
 
 
 def after(**cells: Any) -> dict[str, Any]:
