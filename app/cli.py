@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from app.logging import configure_logging
 from app.settings import ConfigError, get_settings
 
 
@@ -22,8 +23,9 @@ def main() -> None:
 
         sys.exit(stack_main(argv[1:]))
     try:
-        get_settings()
+        settings = get_settings()
     except ConfigError as error:
         print(f"cdc: {error}", file=sys.stderr)
         sys.exit(2)
+    configure_logging(settings.log_level, settings.log_format)
     _run_faust()

@@ -25,9 +25,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from schema_registry.client import SchemaRegistryClient
 from schema_registry.client.schema import AvroSchema
 
+from app.harness import WorkerProcess, compare_keyspace, free_port, unique, wait_applied
 from models.avro import debezium_like_schemas, frame
 from tests.debezium_events import source as make_source
-from tests.pipeline_harness import WorkerProcess, compare_keyspace, free_port, unique, wait_applied
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres", "kafka", "cassandra", "apicurio")]
 

@@ -19,9 +19,7 @@ import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from models.avro import frame
-from tests.debezium_events import source as make_source
-from tests.pipeline_harness import (
+from app.harness import (
     WorkerProcess,
     compare_keyspace,
     create_cdc_keyspace,
@@ -29,6 +27,8 @@ from tests.pipeline_harness import (
     unique,
     wait_applied,
 )
+from models.avro import frame
+from tests.debezium_events import source as make_source
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres", "kafka", "cassandra", "debezium")]
 

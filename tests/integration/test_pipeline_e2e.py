@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from cassandra.util import Duration
 
-from tests.pipeline_harness import (
+from app.harness import (
     WorkerProcess,
     compare_keyspace,
     create_cdc_keyspace,

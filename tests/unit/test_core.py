@@ -275,3 +275,20 @@ def test_partition_token_matches_cassandra() -> None:
     assert partition_token([parse_cql_type("int")], [1]) == -4069959284402364209  # Cassandra's token(1)
     assert routing_key([b"ab", b"c"]) == b"\x00\x02ab\x00\x00\x01c\x00"
     assert partition_token([parse_cql_type("frozen<map<int, text>>")], [{1: "a"}]) is None  # jsonb-mapped
+
+
+def test_configured_logging_redacts_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+    import structlog
+
+    from app.logging import configure_logging
+
+    configure_logging("INFO", "json")
+    try:
+        structlog.get_logger("t").info(
+            "connecting", dsn="postgresql://u:hunter2@h/db", url="kafka://a:hunter2@b"
+        )
+    finally:
+        structlog.reset_defaults()
+    err = capsys.readouterr().err
+    assert "connecting" in err
+    assert "hunter2" not in err
