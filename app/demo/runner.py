@@ -22,6 +22,7 @@ from app.compare import TableDiff
 from app.demo import generator, schema
 from app.harness import WorkerProcess, compare_keyspace, end_offsets, wait_applied, wait_captured
 from app.settings import Settings
+from app.sink.checkpoints import ensure_meta
 
 Say = Callable[[str], None]
 DEMO_APP_ID = "cdc-demo"
@@ -115,6 +116,7 @@ def run_demo(settings: Settings, rate: float, seconds: float, say: Say) -> bool:
         )
         writer.start()
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            ensure_meta(conn)  # the worker creates them too; the summary may query first on a fresh database
             last, started = _progress(conn, settings)[0], time.monotonic()
             say(f"writing {rate:.0f} writes/s for {seconds:.0f}s  (rows: cassandra/postgres)")
             while writer.is_alive():
