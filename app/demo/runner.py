@@ -100,7 +100,10 @@ def run_demo(settings: Settings, rate: float, seconds: float, say: Say) -> bool:
         Path(settings.data_dir).resolve(),
         settings.web.port,
         app_id=DEMO_APP_ID,
-        extra_env={"CDC_SINK__TTL_SWEEP_INTERVAL_S": "1"},
+        extra_env={
+            "CDC_SINK__TTL_SWEEP_INTERVAL_S": "1",
+            "CDC_SINK__BATCH_SIZE": "500",
+        },  # a smoother live view
     )
     try:
         create_captured_schema(session, settings, say)
