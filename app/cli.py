@@ -9,6 +9,10 @@ from app.settings import ConfigError, get_settings
 
 
 def _run_faust() -> None:
+    if "worker" in sys.argv[1:]:
+        from app.topics import wait_for_kafka
+
+        wait_for_kafka(get_settings().kafka.bootstrap_servers)
     import agents  # noqa: F401  (registers agents and tables on the app)
     import app.commands  # noqa: F401  (registers the project subcommands)
     from app.faust_app import app as faust_app

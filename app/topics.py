@@ -47,3 +47,28 @@ def discover_now(bootstrap: str, pattern: re.Pattern[str]) -> list[str]:
         return matching(asyncio.run(list_topics(bootstrap)), pattern)
     except (OSError, TimeoutError, Exception):
         return []
+
+
+def wait_for_kafka(bootstrap: str) -> None:
+    """Block until Kafka answers, retrying with exponential backoff (up to 30 s apart) and logging each
+    failure: a worker started before its broker waits for it instead of exiting."""
+    import structlog
+    from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
+
+    log = structlog.get_logger("cdc.startup")
+
+    def report(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "kafka unreachable, retrying", bootstrap=bootstrap, error=str(error), attempt=state.attempt_number
+        )
+
+    retrying = Retrying(
+        wait=wait_exponential(multiplier=0.5, max=30),
+        retry=retry_if_exception_type((OSError, TimeoutError, asyncio.TimeoutError, Exception)),
+        before_sleep=report,
+        reraise=True,
+    )
+    for attempt in retrying:
+        with attempt:
+            asyncio.run(list_topics(bootstrap))
