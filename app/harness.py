@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,42 @@ from app.compare import TableDiff, compare_tables
 from app.sink.spec_for import spec_for
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def paced(count: int, rate: float) -> Iterator[int]:
+    """Yield ``0 .. count - 1``, sleeping so that ``i`` comes no earlier than ``i / rate`` s after the start."""
+    start = time.perf_counter()
+    for i in range(count):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        yield i
+
+
+def debezium_source(keyspace: str, table: str, ts_us: int, **extra: Any) -> dict[str, Any]:
+    """The ``source`` block of a change event exactly as the agent (3.4.1.Final) writes it."""
+    return {
+        "version": "3.4.1.Final",
+        "connector": "cassandra",
+        "name": "cdc",
+        "ts_ms": ts_us // 1000,
+        "snapshot": "false",
+        "db": "NULL",
+        "sequence": None,
+        "ts_us": ts_us,
+        "ts_ns": ts_us * 1000,
+        "cluster": "cdc-local",
+        "file": "CommitLog-7-1795686226414.log",
+        "pos": 48575,
+        "keyspace": keyspace,
+        "table": table,
+        **extra,
+    }
+
+
+def debezium_cell(value: Any, deletion_ts: int | None = None) -> dict[str, Any]:
+    """One touched column in an event's ``after``."""
+    return {"value": value, "deletion_ts": deletion_ts, "set": True}
 
 
 def free_port() -> int:

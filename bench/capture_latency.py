@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.harness import paced
 from bench.common import Services, header, machine_info, now_iso, summary
 from bench.kafka_tools import Collector, create_topics, delete_topics
 from stack.config import Settings
@@ -109,10 +110,7 @@ class Writer:
     def run(self, phase: str, rate: int, duration: float) -> dict[str, Any]:
         n = int(rate * duration)
         t0 = time.perf_counter()
-        for i in range(n):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
+        for i in paced(n, rate):
             self.sem.acquire()
             future = self.session.execute_async(self.prepared, (phase, i, PAYLOAD, now_us()))
             future.add_callbacks(self._ok, self._err)

@@ -45,7 +45,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from app.harness import free_port
+from app.harness import debezium_cell, debezium_source, free_port, paced
 from bench.common import Services, header, machine_info, now_iso, summary
 from bench.kafka_tools import Collector, create_topics, delete_topics
 from bench.raw_loop import run_raw_loop
@@ -107,10 +107,6 @@ def now_us() -> int:
 # --- synthetic Debezium events --------------------------------------------------------------------------
 
 
-def _cell(value: Any, deletion_ts: int | None = None) -> dict[str, Any]:
-    return {"value": value, "deletion_ts": deletion_ts, "set": True}
-
-
 def row_key(k: int) -> tuple[str, int, int]:
     """Row ``k`` of 0..ROWS-1: 10 tenants x 200 ids (2,000 partitions) x 10 clustering rows."""
     return f"t{k % 10}", (k // 10) % 200, k // 2000
@@ -153,35 +149,20 @@ class EventGen:
         self.counts[{"i": "insert", "u": "update", "d": "delete"}[op]] += 1
         tenant, id_, c = row_key(self.rng.randrange(ROWS))
         key = {"tenant": tenant, "id": id_, "c": c}
-        after: dict[str, Any] = {k: _cell(v) for k, v in key.items()}
+        after: dict[str, Any] = {k: debezium_cell(v) for k, v in key.items()}
         after |= dict.fromkeys(self.columns)
         if op == "i":
-            after |= {n: _cell(self._value(n, seq, ts_us)) for n in self.columns}
+            after |= {n: debezium_cell(self._value(n, seq, ts_us)) for n in self.columns}
         elif op == "u":
             touched = ["seq", *self.rng.sample(self.columns[1:], 2)]
-            after |= {n: _cell(self._value(n, seq, ts_us)) for n in touched}
+            after |= {n: debezium_cell(self._value(n, seq, ts_us)) for n in touched}
         else:
-            after |= {n: _cell(None, ts_us) for n in self.columns}
+            after |= {n: debezium_cell(None, ts_us) for n in self.columns}
         after |= {"_range_start": None, "_range_end": None}
         value = {
             "ts_ms": ts_us // 1000 + 3,
             "op": op,
-            "source": {
-                "version": "3.4.1.Final",
-                "connector": "cassandra",
-                "name": "cdc",
-                "ts_ms": ts_us // 1000,
-                "snapshot": "false",
-                "db": "NULL",
-                "sequence": None,
-                "ts_us": ts_us,
-                "ts_ns": ts_us * 1000,
-                "cluster": "cdc-local",
-                "file": "CommitLog-7-1795686226414.log",
-                "pos": 48575 + seq,
-                "keyspace": self.keyspace,
-                "table": self.table,
-            },
+            "source": debezium_source(self.keyspace, self.table, ts_us, pos=48575 + seq),
             "after": after,
         }
         return orjson.dumps(key), orjson.dumps(value)
@@ -571,10 +552,7 @@ class CqlWriter:
         n = int(rate * duration)
         first_ts = last_ts = 0
         t0 = time.perf_counter()
-        for i in range(n):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
+        for i in paced(n, rate):
             self.sem.acquire()
             ts = now_us()
             first_ts = first_ts or ts

@@ -21,6 +21,7 @@ from typing import Any
 from cassandra.util import Duration
 
 from app.demo.schema import KEYSPACE
+from app.harness import paced
 
 TENANTS = ("acme", "globex", "initech", "umbrella")
 
@@ -283,10 +284,7 @@ def run(
 
     start = time.monotonic()
     total = int(rate * seconds)
-    for index, write in zip(range(total), Planner(seed=seed).writes(), strict=False):
-        delay = start + index / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+    for _, write in zip(paced(total, rate), Planner(seed=seed).writes(), strict=False):
         gate.acquire()
         future = session.execute_async(prepared[write.statement], write.params)
         future.add_callbacks(release, failed)

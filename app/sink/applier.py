@@ -225,7 +225,7 @@ class Applier:
                 continue
             decoded[path].append((record, mutation))
             outcome.table_of[(record.topic, record.partition)] = path
-            outcome.last_ts_us[path] = max(outcome.last_ts_us.get(path, 0), _ts(mutation))
+            outcome.last_ts_us[path] = max(outcome.last_ts_us.get(path, 0), mutation.ts)
         return decoded, dead
 
     # -- applying -----------------------------------------------------------------------------------------
@@ -286,10 +286,6 @@ class Applier:
             assert row is not None
             ids.append(int(row[0]))
         return ids
-
-
-def _ts(mutation: Mutation) -> int:
-    return mutation.ts
 
 
 def _strip_hints(mutation: Mutation, hints: frozenset[str]) -> Mutation:

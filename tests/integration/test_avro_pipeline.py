@@ -25,9 +25,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from schema_registry.client import SchemaRegistryClient
 from schema_registry.client.schema import AvroSchema
 
-from app.harness import WorkerProcess, compare_keyspace, free_port, unique, wait_applied
+from app.harness import WorkerProcess, compare_keyspace, debezium_source, free_port, unique, wait_applied
 from models.avro import debezium_like_schemas, frame
-from tests.debezium_events import source as make_source
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres", "kafka", "cassandra", "apicurio")]
 
@@ -117,7 +116,7 @@ class AvroTopic:
     def event(
         self, op: str, ts: int, key: dict[str, Any], cells: dict[str, Any], **ranges: Any
     ) -> tuple[bytes, bytes]:
-        source = make_source(self.keyspace, TABLE, ts, file="CommitLog-7-0.log", pos=0)
+        source = debezium_source(self.keyspace, TABLE, ts, file="CommitLog-7-0.log", pos=0)
         after = {**dict.fromkeys(("id", "seq", *REGULAR)), **cells}
         after["_range_start"] = ranges.get("start")
         after["_range_end"] = ranges.get("end")

@@ -23,12 +23,12 @@ from app.harness import (
     WorkerProcess,
     compare_keyspace,
     create_cdc_keyspace,
+    debezium_source,
     free_port,
     unique,
     wait_applied,
 )
 from models.avro import frame
-from tests.debezium_events import source as make_source
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres", "kafka", "cassandra", "debezium")]
 
@@ -52,7 +52,7 @@ def keyspace(cql: Any, pg_dsn: str) -> Iterator[str]:
 
 def event(keyspace: str, table: str, op: str, after: dict[str, Any]) -> bytes:
     ts = now_us()
-    source = make_source(keyspace, table, ts, file="CommitLog-7-0.log", pos=0)
+    source = debezium_source(keyspace, table, ts, file="CommitLog-7-0.log", pos=0)
     return orjson.dumps({"ts_ms": ts // 1000, "op": op, "source": source, "after": after})
 
 

@@ -12,6 +12,8 @@ import fastavro
 import orjson
 import pytest
 
+from app.harness import debezium_cell as cell
+from app.harness import debezium_source
 from app.sink.decoding import AvroWithoutRegistry, RecordDecoder, RegistryUnavailable
 from app.sink.transient import is_transient
 from models.avro import (
@@ -24,9 +26,8 @@ from models.avro import (
 )
 from models.debezium import parse_json
 from models.errors import AvroDecodeError, MalformedEvent
-from tests.debezium_events import cell, source
 
-SOURCE = source()
+SOURCE = debezium_source("demo", "items", 1795686247803209)
 
 
 def encode(schema: Any, datum: Any) -> bytes:

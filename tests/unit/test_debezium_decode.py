@@ -11,6 +11,8 @@ import fastavro
 import orjson
 import pytest
 
+from app.harness import debezium_cell as cell
+from app.harness import debezium_source
 from app.sink.decoding import RecordDecoder
 from models.avro import AvroReader, debezium_like_schemas, frame
 from models.cql_types import parse_cql_type
@@ -27,7 +29,6 @@ from models.mutations import (
     RowWrite,
 )
 from models.table_schema import Column, TableSchema
-from tests.debezium_events import cell, source
 
 ITEMS = TableSchema(
     keyspace="demo",
@@ -43,7 +44,7 @@ ITEMS = TableSchema(
 )
 
 TS = 1795686247803209
-SOURCE = source()
+SOURCE = debezium_source("demo", "items", 1795686247803209)
 
 
 def after(**cells: Any) -> dict[str, Any]:
