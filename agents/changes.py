@@ -16,7 +16,6 @@ from faust.types import TP
 from app.faust_app import app
 from app.runtime import Runtime
 from app.settings import get_settings
-from app.sink.applier import Outcome, Record
 from app.topics import (
     discover_now,
     keyspace_selected,
@@ -25,6 +24,7 @@ from app.topics import (
     placeholder_topic,
     topic_pattern,
 )
+from models.batch import Outcome, Record
 from tables import progress
 
 log = structlog.get_logger("cdc.agent")

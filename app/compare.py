@@ -14,8 +14,8 @@ from typing import Any
 from psycopg import Connection, sql
 from psycopg.types.json import Jsonb
 
-from app.sink.spec import MirrorSpec
 from models.cql_types import CqlType, from_driver
+from models.mirror_spec import MirrorSpec
 from models.mutations import Key
 from models.table_schema import TableSchema
 

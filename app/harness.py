@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.cassandra_schema import table_schema
 from app.compare import TableDiff, compare_tables
-from app.sink.spec_for import spec_for
+from models.mirror_spec import spec_for
 
 REPO = Path(__file__).resolve().parent.parent
 

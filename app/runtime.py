@@ -15,12 +15,13 @@ from app import metrics
 from app.cassandra_session import connect
 from app.health import health
 from app.settings import Settings
-from app.sink.applier import Applier, Outcome, Record
+from app.sink.applier import Applier
 from app.sink.checkpoints import Claim, Fenced, ensure_meta
 from app.sink.decoding import RecordDecoder, RegistryUnavailable
 from app.sink.readback import ReadBackReader
 from app.sink.registry import TableRegistry
 from app.sink.transient import is_transient
+from models.batch import Outcome, Record
 
 log = structlog.get_logger("cdc.runtime")
 

@@ -51,3 +51,9 @@ class UnsupportedEvent(PermanentEventError):
     """A well-formed event the sink cannot express (e.g. an unknown op code)."""
 
     reason = "unsupported_event"
+
+
+class InternalError(PermanentEventError):
+    """A bug met while applying this event alone; dead-lettered so the stream goes on."""
+
+    reason = "internal_error"

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from models.convergence import (
     EMPTY_ROW,
     NO_TOMBSTONES,
-    OrderBytes,
     PartitionTombstones,
     RowState,
     apply_row_delete,
@@ -22,31 +21,7 @@ from models.convergence import (
     shadow,
 )
 from models.mutations import Key, Mutation, PartitionDelete, RangeDelete, RowDelete, RowWrite
-
-
-def _no_order_bytes(_: str, value: object) -> bytes:
-    return repr(value).encode()
-
-
-@dataclass(frozen=True)
-class TableShape:
-    """What the merge needs to know about a table's schema."""
-
-    partition_key: tuple[str, ...]
-    clustering: tuple[str, ...] = ()
-    descending: tuple[bool, ...] = ()
-    columns: tuple[str, ...] = ()
-    order_bytes: OrderBytes = _no_order_bytes
-
-    @property
-    def primary_key(self) -> tuple[str, ...]:
-        return self.partition_key + self.clustering
-
-    def partition_of(self, key: Key) -> Key:
-        return key[: len(self.partition_key)]
-
-    def clustering_of(self, key: Key) -> Key:
-        return key[len(self.partition_key) :]
+from models.table_schema import TableSchema
 
 
 @dataclass(frozen=True)
@@ -58,7 +33,7 @@ class Needs:
     full_partitions: frozenset[Key]
 
 
-def needs(shape: TableShape, mutations: Iterable[Mutation]) -> Needs:
+def needs(shape: TableSchema, mutations: Iterable[Mutation]) -> Needs:
     rows: set[Key] = set()
     partitions: set[Key] = set()
     full: set[Key] = set()
@@ -80,52 +55,70 @@ class Plan:
     """Partition and range tombstones that are new (to remember for the grace period)."""
 
 
+class _Fold:
+    """The running state of one :func:`plan`: rows by key, their partitions, and the partitions' tombstones."""
+
+    def __init__(
+        self,
+        shape: TableSchema,
+        rows: Mapping[Key, RowState],
+        tombstones: Mapping[Key, PartitionTombstones],
+    ) -> None:
+        self.shape = shape
+        self.state = dict(rows)
+        self.parts = dict(tombstones)
+        self.members: dict[Key, set[Key]] = defaultdict(set)
+        for key in self.state:
+            self.members[shape.partition_of(key)].add(key)
+        self.changed: set[Key] = set()
+        self.new_tombstones: list[PartitionDelete | RangeDelete] = []
+
+    def covering(self, key: Key) -> int | None:
+        shape = self.shape
+        return self.parts.get(shape.partition_of(key), NO_TOMBSTONES).covering_ts(
+            shape.clustering_of(key), shape.descending
+        )
+
+    def row(self, m: RowWrite | RowDelete) -> None:
+        old = self.state.get(m.key, EMPTY_ROW)
+        if isinstance(m, RowWrite):
+            new = apply_write(old, m, self.covering(m.key), self.shape.order_bytes)
+        else:
+            new = apply_row_delete(old, m.ts)
+        if new is not old:
+            self.state[m.key] = new
+            self.members[self.shape.partition_of(m.key)].add(m.key)
+            self.changed.add(m.key)
+
+    def tombstone(self, m: PartitionDelete | RangeDelete) -> None:
+        before = self.parts.get(m.partition, NO_TOMBSTONES)
+        after = before.add(m)
+        if after is before:
+            return
+        self.parts[m.partition] = after
+        self.new_tombstones.append(m)
+        for key in self.members[m.partition]:
+            if isinstance(m, RangeDelete) and not in_range(
+                self.shape.clustering_of(key), m.start, m.end, self.shape.descending
+            ):
+                continue
+            shadowed = shadow(self.state[key], m.ts)
+            if shadowed is not self.state[key]:
+                self.state[key] = shadowed
+                self.changed.add(key)
+
+
 def plan(
-    shape: TableShape,
+    shape: TableSchema,
     mutations: Sequence[Mutation],
     rows: Mapping[Key, RowState],
     tombstones: Mapping[Key, PartitionTombstones],
 ) -> Plan:
     """Fold ``mutations`` into the loaded state; the result is the same for any order of ``mutations``."""
-    state = dict(rows)
-    parts = dict(tombstones)
-    members: dict[Key, set[Key]] = defaultdict(set)
-    for key in state:
-        members[shape.partition_of(key)].add(key)
-    result = Plan()
-    changed: set[Key] = set()
-
-    def covering(key: Key) -> int | None:
-        return parts.get(shape.partition_of(key), NO_TOMBSTONES).covering_ts(
-            shape.clustering_of(key), shape.descending
-        )
-
+    fold = _Fold(shape, rows, tombstones)
     for m in mutations:
         if isinstance(m, RowWrite | RowDelete):
-            old = state.get(m.key, EMPTY_ROW)
-            if isinstance(m, RowWrite):
-                new = apply_write(old, m, covering(m.key), shape.order_bytes)
-            else:
-                new = apply_row_delete(old, m.ts)
-            if new is not old:
-                state[m.key] = new
-                members[shape.partition_of(m.key)].add(m.key)
-                changed.add(m.key)
-            continue
-        before = parts.get(m.partition, NO_TOMBSTONES)
-        after = before.add(m)
-        if after is before:
-            continue
-        parts[m.partition] = after
-        result.tombstones.append(m)
-        for key in members[m.partition]:
-            if isinstance(m, RangeDelete) and not in_range(
-                shape.clustering_of(key), m.start, m.end, shape.descending
-            ):
-                continue
-            shadowed = shadow(state[key], m.ts)
-            if shadowed is not state[key]:
-                state[key] = shadowed
-                changed.add(key)
-    result.rows = {key: state[key] for key in changed}
-    return result
+            fold.row(m)
+        else:
+            fold.tombstone(m)
+    return Plan(rows={key: fold.state[key] for key in fold.changed}, tombstones=fold.new_tombstones)

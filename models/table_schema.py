@@ -8,6 +8,7 @@ from decimal import Decimal
 from functools import cached_property
 
 from models.cql_types import CqlType, ValueMappingError, cell_order_bytes, debezium_converter, is_multicell
+from models.mutations import Key
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ class TableSchema:
     columns: tuple[Column, ...] = ()
     """Regular (non-key, non-static) columns in schema order."""
     static: frozenset[str] = frozenset()
+
+    def partition_of(self, key: Key) -> Key:
+        return key[: len(self.partition_key)]
+
+    def clustering_of(self, key: Key) -> Key:
+        return key[len(self.partition_key) :]
 
     @cached_property
     def by_name(self) -> dict[str, Column]:

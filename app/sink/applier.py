@@ -7,67 +7,26 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from psycopg import Connection
-from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
-from app.sink.checkpoints import Claim, advance, claim
-from app.sink.readback import ReadBackReader
-from app.sink.registry import TableEntry, TableRegistry
+from app.sink.checkpoints import Claim
+from app.sink.ledger import PostgresLedger
+from app.sink.ports import CollectionReader, ConnectionSource, Ledger, TableResolver
+from app.sink.registry import TableEntry
+from app.sink.transient import is_transient
+from models.batch import TP, DeadLetter, Outcome, Record, TablePath
 from models.convergence import EMPTY_ROW, apply_readback
 from models.debezium import Envelope, parse_json, to_mutation
-from models.errors import PermanentEventError, UnknownColumn
+from models.errors import InternalError, PermanentEventError, UnknownColumn
 from models.merge_plan import Plan, needs, plan
 from models.mutations import Key, Mutation, RowWrite
 
-TablePath = tuple[str, str]
-TP = tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    record: Record
-    reason: str
-    message: str
-
-
-@dataclass
-class Outcome:
-    """What a committed batch did (for counters, tables and metrics)."""
-
-    applied: Counter[tuple[TablePath, str]] = field(default_factory=Counter)
-    rows_changed: int = 0
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    dlq_ids: list[int] = field(default_factory=list)
-    skipped: int = 0
-    next_offsets: dict[TP, int] = field(default_factory=dict)
-    last_ts_us: dict[TablePath, int] = field(default_factory=dict)
-    table_of: dict[TP, TablePath] = field(default_factory=dict)
-    consumed: Counter[TP] = field(default_factory=Counter)
-    """Records seen for the first time per partition (applied, dead-lettered or empty)."""
-    gaps: dict[TP, int] = field(default_factory=dict)
-    """Partitions whose records started past the stored offset: seek back to it (nothing of them applied)."""
-
-
-class InternalError(PermanentEventError):
-    """A bug met while applying this event alone; dead-lettered so the stream goes on."""
-
-    reason = "internal_error"
+__all__ = ["Applier", "DeadLetter", "Outcome", "Record", "apply_table"]
 
 
 def _now_us() -> int:
@@ -77,11 +36,12 @@ def _now_us() -> int:
 class Applier:
     def __init__(
         self,
-        pool: ConnectionPool[Any],
-        registry: TableRegistry,
-        reader: ReadBackReader,
+        pool: ConnectionSource,
+        registry: TableResolver,
+        reader: CollectionReader,
         group_id: str,
         decode: Callable[[bytes | None, bytes | None], Envelope | None] = parse_json,
+        ledger: Ledger | None = None,
     ) -> None:
         self.decode = decode
         """Record bytes -> envelope; raises :class:`PermanentEventError` subclasses for bad input."""
@@ -89,13 +49,14 @@ class Applier:
         self.registry = registry
         self.reader = reader
         self.group_id = group_id
+        self.ledger: Ledger = ledger or PostgresLedger()
         self.claims: dict[TP, Claim] = {}
 
     # -- ownership ----------------------------------------------------------------------------------------
     def claim(self, partitions: Iterable[TP]) -> dict[TP, Claim]:
         """Claim partitions (new generation) and return their stored offsets; commits at once."""
         with self.pool.connection() as conn:
-            claims = claim(conn, self.group_id, partitions)
+            claims = self.ledger.claim(conn, self.group_id, partitions)
         self.claims.update(claims)
         return claims
 
@@ -116,8 +77,8 @@ class Applier:
         with self.pool.connection() as conn, conn.transaction():
             self._apply_decoded(conn, decoded, outcome)
             outcome.dead_letters.extend(dead)
-            outcome.dlq_ids = self._record_dead_letters(conn, dead)
-            advance(
+            outcome.dlq_ids = self.ledger.record_dead_letters(conn, dead)
+            self.ledger.advance(
                 conn,
                 self.group_id,
                 outcome.next_offsets,
@@ -135,11 +96,11 @@ class Applier:
             try:
                 outcome = self.apply([record])
             except Exception as error:
-                if _is_transient(error):
+                if is_transient(error):
                     raise
                 detail = "".join(traceback.format_exception_only(error)).strip()
                 outcome = self._dead_letter_only(record, InternalError(detail))
-            _merge(total, outcome)
+            total.merge(outcome)
         return total
 
     def sweep(self, tables: Iterable[TablePath], grace_s: int, limit: int = 5000) -> int:
@@ -167,8 +128,9 @@ class Applier:
         tp = (record.topic, record.partition)
         outcome.next_offsets[tp] = record.offset + 1
         with self.pool.connection() as conn, conn.transaction():
-            outcome.dlq_ids = self._record_dead_letters(conn, [letter])
-            advance(conn, self.group_id, outcome.next_offsets, {tp: self.claims[tp].generation}, {tp: 1})
+            outcome.dlq_ids = self.ledger.record_dead_letters(conn, [letter])
+            generations = {tp: self.claims[tp].generation}
+            self.ledger.advance(conn, self.group_id, outcome.next_offsets, generations, {tp: 1})
         outcome.dead_letters.append(letter)
         self.claims[tp] = replace(self.claims[tp], next_offset=record.offset + 1)
         return outcome
@@ -239,53 +201,35 @@ class Applier:
         for path, items in decoded.items():
             entry = self.registry.resolve(*path)
             mutations = [m for _, m in items]
-            outcome.rows_changed += self._apply_table(conn, entry, mutations, now)
+            outcome.rows_changed += apply_table(conn, entry, mutations, now, self.reader)
             for mutation in mutations:
                 outcome.applied[(path, type(mutation).__name__)] += 1
 
-    def _apply_table(
-        self, conn: Connection[Any], entry: TableEntry, mutations: list[Mutation], now: int
-    ) -> int:
-        shape = entry.store.spec.shape()
-        hints = entry.schema.hint_columns
-        stripped = [_strip_hints(m, hints) for m in mutations]
-        rows, tombstones = entry.store.load(conn, needs(shape, stripped))
-        result = plan(shape, stripped, rows, tombstones)
-        if hints:
-            triggers = _readback_triggers(mutations, result.rows, rows, hints)
-            if triggers:
-                reads = self.reader.read(entry.schema, list(triggers))
-                for key, (trigger_ts, expires_at) in triggers.items():
-                    base = result.rows.get(key, rows.get(key, EMPTY_ROW))
-                    values = {c: replace(v, expires_at=expires_at) for c, v in reads[key].items()}
-                    result.rows[key] = apply_readback(base, values, trigger_ts)
-        entry.store.write(conn, result, now)
-        return len(result.rows)
 
-    def _record_dead_letters(self, conn: Connection[Any], letters: Sequence[DeadLetter]) -> list[int]:
-        ids: list[int] = []
-        for letter in letters:
-            r = letter.record
-            row = conn.execute(
-                """INSERT INTO _cdc_dlq_records (topic, partition, "offset", error_type, error_message, key, value,
-                       headers)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-                   ON CONFLICT (topic, partition, "offset") DO UPDATE SET error_type = EXCLUDED.error_type
-                   RETURNING id""",
-                (
-                    r.topic,
-                    r.partition,
-                    r.offset,
-                    letter.reason,
-                    letter.message,
-                    r.key,
-                    r.value,
-                    Jsonb({"timestamp_ms": r.timestamp_ms}),
-                ),
-            ).fetchone()
-            assert row is not None
-            ids.append(int(row[0]))
-        return ids
+def apply_table(
+    conn: Connection[Any],
+    entry: TableEntry,
+    mutations: Sequence[Mutation],
+    now_us: int,
+    reader: CollectionReader,
+) -> int:
+    """THE apply path for one table's share of a batch, inside the caller's transaction: load the touched
+    state, plan the merge, read non-frozen collections back where needed, write; returns rows changed."""
+    schema = entry.schema
+    hints = schema.hint_columns
+    stripped = [_strip_hints(m, hints) for m in mutations]
+    rows, tombstones = entry.store.load(conn, needs(schema, stripped))
+    result = plan(schema, stripped, rows, tombstones)
+    if hints:
+        triggers = _readback_triggers(mutations, result.rows, rows, hints)
+        if triggers:
+            reads = reader.read(schema, list(triggers))
+            for key, (trigger_ts, expires_at) in triggers.items():
+                base = result.rows.get(key, rows.get(key, EMPTY_ROW))
+                values = {c: replace(v, expires_at=expires_at) for c, v in reads[key].items()}
+                result.rows[key] = apply_readback(base, values, trigger_ts)
+    entry.store.write(conn, result, now_us)
+    return len(result.rows)
 
 
 def _strip_hints(mutation: Mutation, hints: frozenset[str]) -> Mutation:
@@ -318,22 +262,3 @@ def _readback_triggers(
         if key not in triggers and before is not None and any(c in before.cells for c in hints):
             triggers[key] = (max((c.ts for c in row.cells.values()), default=0), None)
     return triggers
-
-
-def _merge(total: Outcome, part: Outcome) -> None:
-    total.applied.update(part.applied)
-    total.rows_changed += part.rows_changed
-    total.dead_letters.extend(part.dead_letters)
-    total.dlq_ids.extend(part.dlq_ids)
-    total.skipped += part.skipped
-    total.consumed.update(part.consumed)
-    total.next_offsets.update(part.next_offsets)
-    total.table_of.update(part.table_of)
-    for path, ts in part.last_ts_us.items():
-        total.last_ts_us[path] = max(total.last_ts_us.get(path, 0), ts)
-
-
-def _is_transient(error: BaseException) -> bool:
-    from app.sink.transient import is_transient
-
-    return is_transient(error)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from app.sink.spec import ColumnSpec, MirrorSpec
+from models.mirror_spec import ColumnSpec, MirrorSpec
 
 BOOKKEEPING: tuple[ColumnSpec, ...] = (
     ColumnSpec("_cdc_cells", "jsonb NOT NULL DEFAULT '{}'"),

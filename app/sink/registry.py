@@ -11,9 +11,9 @@ from psycopg_pool import ConnectionPool
 
 from app.cassandra_schema import refresh_table, table_schema
 from app.sink import ddl
-from app.sink.spec_for import spec_for
 from app.sink.store import MirrorStore
 from models.errors import UnknownTable
+from models.mirror_spec import spec_for
 from models.table_schema import TableSchema
 
 

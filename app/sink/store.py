@@ -15,8 +15,11 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 
 from app.sink import ddl
-from app.sink.spec import ColumnSpec, MirrorSpec
-from app.sink.state_codec import (
+from models.convergence import PartitionTombstones, RowState
+from models.merge_plan import Needs, Plan
+from models.mirror_spec import ColumnSpec, MirrorSpec
+from models.mutations import Key, PartitionDelete, RangeDelete
+from models.state_codec import (
     decode_row,
     decode_tombstone,
     encode_range,
@@ -24,9 +27,6 @@ from app.sink.state_codec import (
     mirror_values,
     state_values,
 )
-from models.convergence import PartitionTombstones, RowState
-from models.merge_plan import Needs, Plan
-from models.mutations import Key, PartitionDelete, RangeDelete
 
 _JSONB_STATE = frozenset({"_cdc_cells"})
 

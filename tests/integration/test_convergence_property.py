@@ -1,10 +1,12 @@
-"""Property: random histories, duplicated, shuffled and split into random batches, applied through the real
-apply path into real PostgreSQL, leave the mirror equal to the reference model."""
+"""Property: random histories, duplicated, shuffled and split into random batches, applied through the
+production apply path (:func:`app.sink.applier.apply_table`, the function the worker's batches run) into real
+PostgreSQL, leave the mirror equal to the reference model."""
 
 from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -13,19 +15,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from app.sink.apply import apply_mutations
-from app.sink.spec import ColumnSpec, MirrorSpec
+from app.sink.applier import apply_table
+from app.sink.registry import TableEntry
 from app.sink.store import MirrorStore
+from models.convergence import ReadBack
+from models.cql_types import parse_cql_type
+from models.mirror_spec import MirrorSpec, spec_for
 from models.mutations import (
     Bound,
     BoundKind,
     CellWrite,
+    Key,
     Mutation,
     PartitionDelete,
     RangeDelete,
     RowDelete,
     RowWrite,
 )
+from models.table_schema import Column, TableSchema
 from tests.convergence_model import expected_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres")]
@@ -86,17 +93,23 @@ mutation = st.one_of(
 
 
 def make_spec(descending: bool) -> MirrorSpec:
-    return MirrorSpec(
+    """The production description of ``prop.t``: every value goes through the real type mapping."""
+    schema = TableSchema(
         keyspace="prop",
         table="t",
-        schema="prop_" + uuid.uuid4().hex[:8],
-        name="t",
-        partition_key=(ColumnSpec("p", "integer"),),
-        clustering=(ColumnSpec("c", "integer"),),
+        partition_key=(Column("p", parse_cql_type("int")),),
+        clustering=(Column("c", parse_cql_type("int")),),
         descending=(descending,),
-        columns=(ColumnSpec("a", "integer"), ColumnSpec("b", "text")),
-        order_bytes=value_bytes,
+        columns=(Column("a", parse_cql_type("int")), Column("b", parse_cql_type("text"))),
     )
+    return spec_for(schema, f"prop_{uuid.uuid4().hex[:8]}.t")
+
+
+class NoCollections:
+    """The table has no non-frozen collection, so the apply path must never read back."""
+
+    def read(self, schema: TableSchema, keys: Sequence[Key]) -> dict[Key, dict[str, ReadBack]]:
+        raise AssertionError(f"unexpected read-back of {keys}")
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -111,6 +124,7 @@ def test_mirror_equals_model(pg_dsn: str, history: list[Mutation], seed: int, de
     rng.shuffle(delivered)
     spec = make_spec(descending)
     store = MirrorStore(spec)
+    entry = TableEntry(spec.source, store)
     with psycopg.connect(pg_dsn) as conn:
         store.ensure(conn)
         conn.commit()
@@ -119,7 +133,7 @@ def test_mirror_equals_model(pg_dsn: str, history: list[Mutation], seed: int, de
             while start < len(delivered):
                 size = rng.randint(1, 8)
                 with conn.transaction():
-                    apply_mutations(conn, store, delivered[start : start + size], NOW)
+                    apply_table(conn, entry, delivered[start : start + size], NOW, NoCollections())
                 start += size
             got = {
                 (p, c): {"a": a, "b": b}

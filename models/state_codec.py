@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.sink.spec import MirrorSpec
 from models.convergence import UNKNOWN, Cell, Marker, PartitionTombstones, RowState
 from models.keycodec import decode_key, encode_key
+from models.mirror_spec import MirrorSpec
 from models.mutations import Bound, BoundKind, Key, PartitionDelete, RangeDelete
 
 

@@ -1,0 +1,48 @@
+"""The production :class:`app.sink.ports.Ledger`: offsets with fencing (:mod:`app.sink.checkpoints`) and dead
+letters (``_cdc_dlq_records``) in PostgreSQL, inside the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from app.sink import checkpoints
+from models.batch import TP, DeadLetter
+
+_INSERT_DEAD_LETTER = """
+    INSERT INTO _cdc_dlq_records (topic, partition, "offset", error_type, error_message, key, value, headers)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (topic, partition, "offset") DO UPDATE SET error_type = EXCLUDED.error_type
+    RETURNING id"""
+
+
+class PostgresLedger:
+    def claim(
+        self, conn: Connection[Any], group_id: str, partitions: Iterable[TP]
+    ) -> dict[TP, checkpoints.Claim]:
+        return checkpoints.claim(conn, group_id, partitions)
+
+    def advance(
+        self,
+        conn: Connection[Any],
+        group_id: str,
+        offsets: Mapping[TP, int],
+        generations: Mapping[TP, int],
+        events: Mapping[TP, int],
+    ) -> None:
+        checkpoints.advance(conn, group_id, offsets, generations, events)
+
+    def record_dead_letters(self, conn: Connection[Any], letters: Sequence[DeadLetter]) -> list[int]:
+        ids: list[int] = []
+        for letter in letters:
+            r = letter.record
+            params = (r.topic, r.partition, r.offset, letter.reason, letter.message, r.key, r.value)
+            row = conn.execute(
+                _INSERT_DEAD_LETTER, (*params, Jsonb({"timestamp_ms": r.timestamp_ms}))
+            ).fetchone()
+            assert row is not None
+            ids.append(int(row[0]))
+        return ids

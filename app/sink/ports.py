@@ -1,0 +1,60 @@
+"""The small protocols the applier talks to, so it can be driven by fakes in unit tests (like httpx's
+transports): a connection source, the table registry, the collection read-back and the offset/dead-letter
+ledger. Production implementations: :class:`psycopg_pool.ConnectionPool`,
+:class:`app.sink.registry.TableRegistry`, :class:`app.sink.readback.ReadBackReader` and
+:class:`app.sink.ledger.PostgresLedger`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol
+
+from models.batch import TP, DeadLetter
+from models.convergence import ReadBack
+from models.mutations import Key
+from models.table_schema import TableSchema
+
+if TYPE_CHECKING:
+    from psycopg import Connection
+
+    from app.sink.checkpoints import Claim
+    from app.sink.registry import TableEntry
+
+
+class ConnectionSource(Protocol):
+    """Lends a connection for one unit of work (``psycopg_pool.ConnectionPool.connection``)."""
+
+    def connection(self) -> AbstractContextManager[Connection[Any]]: ...
+
+
+class TableResolver(Protocol):
+    """Cassandra schema and mirror store of a replicated table."""
+
+    def resolve(self, keyspace: str, table: str) -> TableEntry: ...
+
+    def refresh(self, keyspace: str, table: str) -> TableEntry: ...
+
+
+class CollectionReader(Protocol):
+    """Reads the current value of non-frozen collections back from Cassandra."""
+
+    def read(self, schema: TableSchema, keys: Sequence[Key]) -> dict[Key, dict[str, ReadBack]]: ...
+
+
+class Ledger(Protocol):
+    """Offsets with fencing and dead letters, written inside the batch's transaction."""
+
+    def claim(self, conn: Connection[Any], group_id: str, partitions: Iterable[TP]) -> dict[TP, Claim]: ...
+
+    def advance(
+        self,
+        conn: Connection[Any],
+        group_id: str,
+        offsets: Mapping[TP, int],
+        generations: Mapping[TP, int],
+        events: Mapping[TP, int],
+    ) -> None: ...
+
+    def record_dead_letters(self, conn: Connection[Any], letters: Sequence[DeadLetter]) -> list[int]: ...

@@ -1,0 +1,59 @@
+"""What one consumed batch is made of and what applying it did (pure data and bookkeeping)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+TablePath = tuple[str, str]
+"""``(keyspace, table)`` in Cassandra."""
+TP = tuple[str, int]
+"""``(topic, partition)`` in Kafka."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: Record
+    reason: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    """What a committed batch did (for counters, tables and metrics)."""
+
+    applied: Counter[tuple[TablePath, str]] = field(default_factory=Counter)
+    rows_changed: int = 0
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    dlq_ids: list[int] = field(default_factory=list)
+    skipped: int = 0
+    next_offsets: dict[TP, int] = field(default_factory=dict)
+    last_ts_us: dict[TablePath, int] = field(default_factory=dict)
+    table_of: dict[TP, TablePath] = field(default_factory=dict)
+    consumed: Counter[TP] = field(default_factory=Counter)
+    """Records seen for the first time per partition (applied, dead-lettered or empty)."""
+    gaps: dict[TP, int] = field(default_factory=dict)
+    """Partitions whose records started past the stored offset: seek back to it (nothing of them applied)."""
+
+    def merge(self, part: Outcome) -> None:
+        """Add ``part`` (a later sub-batch of the same batch) into this outcome."""
+        self.applied.update(part.applied)
+        self.rows_changed += part.rows_changed
+        self.dead_letters.extend(part.dead_letters)
+        self.dlq_ids.extend(part.dlq_ids)
+        self.skipped += part.skipped
+        self.consumed.update(part.consumed)
+        self.next_offsets.update(part.next_offsets)
+        self.table_of.update(part.table_of)
+        for path, ts in part.last_ts_us.items():
+            self.last_ts_us[path] = max(self.last_ts_us.get(path, 0), ts)

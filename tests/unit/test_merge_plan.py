@@ -1,0 +1,46 @@
+"""models.merge_plan: what a batch loads and how it folds into the loaded state."""
+
+from __future__ import annotations
+
+from models.convergence import Cell, Marker, RowState
+from models.cql_types import parse_cql_type
+from models.merge_plan import needs, plan
+from models.mutations import Bound, BoundKind, CellWrite, PartitionDelete, RangeDelete, RowDelete, RowWrite
+from models.table_schema import Column, TableSchema
+
+SHAPE = TableSchema(
+    keyspace="ks",
+    table="t",
+    partition_key=(Column("p", parse_cql_type("int")),),
+    clustering=(Column("c", parse_cql_type("int")),),
+    descending=(False,),
+    columns=(Column("a", parse_cql_type("text")),),
+)
+
+
+def test_needs_asks_full_partitions_only_for_partition_and_range_deletes() -> None:
+    result = needs(SHAPE, [RowWrite((1, 1), 5), RowDelete((1, 2), 6), PartitionDelete((2,), 7)])
+    assert result.row_keys == {(1, 1), (1, 2)}
+    assert result.partitions == {(1,), (2,)}
+    assert result.full_partitions == {(2,)}
+
+
+def test_partition_delete_shadows_loaded_rows_and_later_older_writes() -> None:
+    rows = {(1, 1): RowState(cells={"a": Cell(5, "x")}, marker=Marker(5))}
+    result = plan(
+        SHAPE, [PartitionDelete((1,), 6), RowWrite((1, 2), 4, {"a": CellWrite("y")}, marker=True)], rows, {}
+    )
+    assert result.rows[(1, 1)].is_empty()
+    assert (1, 2) not in result.rows  # the older write arrived after the tombstone: dropped
+    assert result.tombstones == [PartitionDelete((1,), 6)]
+
+
+def test_range_delete_touches_only_rows_in_range() -> None:
+    rows = {(1, c): RowState(cells={"a": Cell(5, c)}) for c in range(4)}
+    result = plan(
+        SHAPE,
+        [RangeDelete((1,), Bound((1,), BoundKind.INCLUSIVE), Bound((2,), BoundKind.INCLUSIVE), 9)],
+        rows,
+        {},
+    )
+    assert set(result.rows) == {(1, 1), (1, 2)}
