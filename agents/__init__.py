@@ -1,5 +1,1 @@
-"""Faust agents: thin wiring around the pure functions in :mod:`models`."""
-
-from agents import changes
-
-__all__ = ["changes"]
+"""Faust wiring: the change agent, its timers and the web views; thin around :mod:`app` and :mod:`models`."""

@@ -3,77 +3,128 @@
 Thin wiring: raw bytes in (decoding happens in :mod:`models.debezium`), batches from ``take_events``,
 ``concurrency=1`` (Faust bug #606), offsets owned by PostgreSQL (claimed and sought on assignment), and no
 exception ever leaves the loop (:meth:`app.runtime.Runtime.process` never raises).
+
+Nothing happens at import: the worker's :class:`~app.runtime.Runtime` is built, and the change topics that
+exist are found, in a start-up hook (:meth:`app.faust_app.CdcApp.on_startup`, before the consumer
+subscribes); the runtime is closed at shutdown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
+from typing import Any, Protocol
 
+import faust
 import structlog
 from faust.types import TP
 
 from app.faust_app import app
 from app.runtime import Runtime
 from app.settings import get_settings
-from app.topics import (
-    discover_now,
-    keyspace_selected,
-    list_topics,
-    matching,
-    placeholder_topic,
-    topic_pattern,
-)
+from app.topics import UNREACHABLE, keyspace_selected, list_topics, matching, placeholder_topic, topic_pattern
 from models.batch import Outcome, Record
 from tables import progress
 
 log = structlog.get_logger("cdc.agent")
-settings = get_settings()
-runtime = Runtime(settings)
 
 
-PATTERN = topic_pattern(settings.kafka.topic_prefix)
+class Consumer(Protocol):
+    """The part of Faust's consumer the hooks use (a fake in unit tests)."""
+
+    async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]: ...
+
+    async def seek(self, partition: TP, offset: int) -> None: ...
+
+
+class Wiring:
+    """What the hooks of one worker process share; filled at start-up, never at import."""
+
+    runtime: Runtime | None = None
+
+
+wiring = Wiring()
+
+
+def current_runtime() -> Runtime:
+    if wiring.runtime is None:
+        wiring.runtime = Runtime(get_settings())
+    return wiring.runtime
 
 
 def wanted(topic: str) -> bool:
     """A change topic of a replicated keyspace (all keyspaces unless ``cassandra.keyspaces`` names some)."""
-    return keyspace_selected(topic, PATTERN, settings.cassandra.keyspaces)
+    settings = get_settings()
+    return keyspace_selected(topic, _pattern(settings.kafka.topic_prefix), settings.cassandra.keyspaces)
 
 
-_initial = [t for t in discover_now(settings.kafka.bootstrap_servers, PATTERN) if wanted(t)]
-_initial = _initial or [placeholder_topic(settings.kafka.topic_prefix)]
-changes = app.topic(*_initial, key_serializer="raw", value_serializer="raw")
-dead_letter_topic = app.topic(
-    settings.kafka.dlq_topic, key_serializer="raw", value_serializer="raw", partitions=1
+@cache
+def _pattern(prefix: str) -> Any:
+    return topic_pattern(prefix)
+
+
+changes = app.topic(
+    placeholder_topic(get_settings().kafka.topic_prefix), key_serializer="raw", value_serializer="raw"
 )
+
+
+@cache
+def dead_letter_topic() -> faust.types.TopicT:
+    return app.topic(
+        get_settings().kafka.dlq_topic, key_serializer="raw", value_serializer="raw", partitions=1
+    )
 
 
 def ours(partitions: Iterable[TP]) -> list[tuple[str, int]]:
     return sorted((tp.topic, tp.partition) for tp in partitions if wanted(tp.topic))
 
 
+# -- start-up and shutdown ----------------------------------------------------------------------------------
+@app.on_startup
+async def start_worker() -> None:
+    """Build the runtime and subscribe to the change topics that exist (before the first subscription)."""
+    current_runtime()
+    await discover_topics(resubscribe=False)
+
+
+@app.on_before_shutdown.connect  # type: ignore[arg-type]
+async def close_runtime(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
+    if wiring.runtime is not None:
+        await asyncio.to_thread(wiring.runtime.close)
+
+
+# -- partitions ---------------------------------------------------------------------------------------------
 @app.on_partitions_assigned.connect  # type: ignore[arg-type]
 async def on_assigned(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
+    await claim_assigned(current_runtime(), app.consumer, ours(args[0]))
+
+
+async def claim_assigned(runtime: Runtime, consumer: Consumer, mine: Sequence[tuple[str, int]]) -> None:
     """Claim our partitions in PostgreSQL (new generation: fences off their previous owner).
 
     PostgreSQL's offsets decide where applying resumes: records before them are skipped, and a batch that
     starts after them makes the agent seek back (see :func:`resume_gaps`). A partition without a checkpoint
     starts at its earliest offset.
     """
-    mine = ours(args[0])
     if not mine:
         return
     claims = await runtime.claim(mine)
     fresh = [TP(t, p) for (t, p), c in claims.items() if c.next_offset is None]
     if fresh:
-        for tp, offset in (await app.consumer.earliest_offsets(*fresh)).items():
+        for tp, offset in (await consumer.earliest_offsets(*fresh)).items():
             runtime.expect((tp.topic, tp.partition), offset)
     log.info("partitions claimed", offsets={f"{t}:{p}": c.next_offset for (t, p), c in claims.items()})
 
 
-async def resume_gaps(gaps: dict[tuple[str, int], int]) -> None:
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]
+async def on_revoked(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
+    current_runtime().release(ours(args[0]))
+
+
+async def resume_gaps(runtime: Runtime, consumer: Consumer, gaps: dict[tuple[str, int], int]) -> None:
     """Seek partitions back to their stored offset; past a retention gap, accept the loss loudly."""
-    earliest = await app.consumer.earliest_offsets(*(TP(t, p) for t, p in gaps))
+    earliest = await consumer.earliest_offsets(*(TP(t, p) for t, p in gaps))
     for (topic, partition), stored in gaps.items():
         first_available = earliest.get(TP(topic, partition), stored)
         if first_available > stored:
@@ -86,14 +137,10 @@ async def resume_gaps(gaps: dict[tuple[str, int], int]) -> None:
             )
             runtime.expect((topic, partition), first_available)
             continue
-        await app.consumer.seek(TP(topic, partition), stored)
+        await consumer.seek(TP(topic, partition), stored)
 
 
-@app.on_partitions_revoked.connect  # type: ignore[arg-type]
-async def on_revoked(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
-    runtime.release(ours(args[0]))
-
-
+# -- the stream ---------------------------------------------------------------------------------------------
 def record_of(event: Any) -> Record:
     message = event.message
     return Record(
@@ -107,80 +154,92 @@ def record_of(event: Any) -> Record:
 
 
 async def send_dead_letter(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
-    await dead_letter_topic.send(key=key, value=value, headers=headers)
+    await dead_letter_topic().send(key=key, value=value, headers=headers)
 
 
-def remember(outcome: Outcome) -> None:
-    """Mirror progress and counters into the RocksDB tables (a local, read-only view)."""
-    for (topic, partition), next_offset in outcome.next_offsets.items():
-        path = outcome.table_of.get((topic, partition))
-        last = {"next_offset": next_offset}
-        if path is not None and path in outcome.last_ts_us:
-            last["last_ts_us"] = outcome.last_ts_us[path]
-        progress.update(progress.progress, f"{topic}:{partition}", last, {})
-    per_table: dict[str, dict[str, int]] = {}
-    for (path, kind), n in outcome.applied.items():
-        per_table.setdefault(".".join(path), {})[kind] = n
-    for table, counts in per_table.items():
-        progress.update(progress.table_counters, table, {}, counts)
+async def handle_batch(runtime: Runtime, consumer: Consumer, records: Sequence[Record]) -> Outcome | None:
+    """Apply one batch, then seek back over gaps and do the post-commit bookkeeping; never raises."""
+    outcome = await runtime.process(records)
+    if outcome is None:
+        return None
+    if outcome.gaps:
+        await resume_gaps(runtime, consumer, outcome.gaps)
+    try:
+        progress.record(outcome)
+        if outcome.dead_letters:
+            await runtime.publish_dead_letters(send_dead_letter)
+    except Exception:
+        log.exception("post-commit bookkeeping failed (the DLQ outbox timer will retry)")
+    return outcome
 
 
 @app.agent(changes, concurrency=1, name="cdc-apply")
 async def apply_changes(stream: Any) -> None:
+    runtime = current_runtime()
     await runtime.ensure_started()
-    batches = stream.take_events(settings.sink.batch_size, within=settings.sink.batch_timeout_s)
-    async for events in batches:
-        outcome = await runtime.process([record_of(e) for e in events])
-        if outcome is None:
-            continue
-        if outcome.gaps:
-            await resume_gaps(outcome.gaps)
-        try:
-            remember(outcome)
-            if outcome.dead_letters:
-                await runtime.publish_dead_letters(send_dead_letter)
-        except Exception:
-            log.exception("post-commit bookkeeping failed (the DLQ outbox timer will retry)")
+    sink = get_settings().sink
+    async for events in stream.take_events(sink.batch_size, within=sink.batch_timeout_s):
+        await handle_batch(runtime, app.consumer, [record_of(e) for e in events])
 
 
-@app.timer(interval=settings.sink.ttl_sweep_interval_s)
+# -- timers -------------------------------------------------------------------------------------------------
+@app.timer(interval=get_settings().sink.ttl_sweep_interval_s)
 async def expire_ttl() -> None:
     """Cassandra emits no event when a TTL passes: the worker expires cells and rows itself."""
     tables = [(t.split(".")[-2], t.split(".")[-1]) for t in changes.topics if wanted(t)]
-    await runtime.sweep(tables)
+    await current_runtime().sweep(tables)
 
 
 @app.task
 async def declare_dead_letter_topic() -> None:
-    await dead_letter_topic.declare()
+    await dead_letter_topic().declare()
 
 
 @app.timer(interval=30.0)
 async def publish_pending_dead_letters() -> None:
     """The outbox: dead letters committed but not yet on the DLQ topic (e.g. after a crash) go out here."""
     try:
-        await runtime.publish_dead_letters(send_dead_letter)
+        await current_runtime().publish_dead_letters(send_dead_letter)
     except Exception:
         log.exception("publishing dead letters failed; will retry")
 
 
 @app.timer(interval=5.0)
-async def discover_topics() -> None:
+async def discover_topics_timer() -> None:
     """Subscribe to change topics of tables created since start-up (no restart needed)."""
+    await discover_topics(resubscribe=True)
+
+
+async def discover_topics(*, resubscribe: bool) -> None:
+    """List the change topics and extend the subscription; ``resubscribe`` once the consumer has subscribed
+    (before that, flagging a change makes Faust's start-up wait for a subscription that has not begun)."""
     try:
         found = [
-            t for t in matching(await list_topics(settings.kafka.bootstrap_servers), PATTERN) if wanted(t)
+            t
+            for t in matching(await list_topics(get_settings().kafka.bootstrap_servers), _all())
+            if wanted(t)
         ]
-    except Exception as error:
+    except UNREACHABLE as error:
         log.warning("topic discovery failed", error=str(error))
         return
+    if subscribe(found) and resubscribe:
+        app.topics._flag_changes()  # type: ignore[attr-defined]
+
+
+def _all() -> Any:
+    return _pattern(get_settings().kafka.topic_prefix)
+
+
+def subscribe(found: Sequence[str]) -> list[str]:
+    """Add the topics of ``found`` not yet subscribed to the change channels; returns those."""
     current = list(changes.topics)
     new = [t for t in found if t not in current]
-    if new:
-        names = sorted((set(current) | set(new)) - {placeholder_topic(settings.kafka.topic_prefix)})
-        # The agent iterates clones of ``changes`` registered with the conductor: extend them all.
-        for channel in [changes, *app.topics]:
-            if list(channel.topics) == current:
-                channel.topics = names
-        app.topics._flag_changes()  # type: ignore[attr-defined]
-        log.info("subscribing to new change topics", topics=new)
+    if not new:
+        return []
+    names = sorted((set(current) | set(new)) - {placeholder_topic(get_settings().kafka.topic_prefix)})
+    # The agent iterates clones of ``changes`` registered with the conductor: extend them all.
+    for channel in [changes, *app.topics]:
+        if list(channel.topics) == current:
+            channel.topics = names
+    log.info("subscribing to new change topics", topics=new)
+    return new

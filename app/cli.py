@@ -1,4 +1,8 @@
-"""The ``cdc`` command: Faust's CLI for the app (``cdc worker`` ...) plus the project's own commands."""
+"""The ``cdc`` command: Faust's CLI for the app (``cdc worker`` ...) plus the project's own commands.
+
+The entry point validates the settings first (a bad value exits 2 naming the key), then hands over to
+Faust, which imports :mod:`agents` and :mod:`tables` by name (``autodiscover``): nothing here imports them.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,6 @@ def _run_faust() -> None:
         from app.topics import wait_for_kafka
 
         wait_for_kafka(get_settings().kafka.bootstrap_servers)
-    import agents  # noqa: F401  (registers agents and tables on the app)
     import app.commands  # noqa: F401  (registers the project subcommands)
     from app.faust_app import app as faust_app
 

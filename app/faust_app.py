@@ -1,20 +1,28 @@
-"""The one Faust application. Agents, tables and web views register on :data:`app` when imported."""
+"""The one Faust application object, at the leaf of our import graph (it imports only :mod:`app.settings`).
+
+Nothing happens when this module is imported: Faust reads its configuration lazily, on first use of
+``app.conf``, from :func:`faust_options` of the validated settings. Agents, tables and web views live in
+:mod:`agents` and :mod:`tables` and register themselves on :data:`app`; Faust imports them by name
+(``autodiscover``) when the ``cdc`` command runs ``app.main()``, so no module of ours imports upwards.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from functools import cached_property
 from typing import Any
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
 
-from app.health import health
 from app.settings import Settings, get_settings
+
+DISCOVERED = ("agents", "tables")
+"""Packages whose modules register agents, timers, tables and web views on :data:`app`."""
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:
     """Map our settings onto Faust's (pure, so the safety defaults are unit-tested)."""
     return {
-        "id": settings.app_id,
         "broker": f"kafka://{settings.kafka.bootstrap_servers}",
         "store": "rocksdb://",
         "datadir": str(settings.data_dir),
@@ -28,7 +36,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "consumer_auto_offset_reset": "earliest",
         "broker_commit_every": 10_000,
         "producer_acks": -1,
-        "autodiscover": False,
+        "autodiscover": list(DISCOVERED),
         "topic_partitions": 1,
         "consumer_metadata_max_age_ms": 5_000,
         "stream_wait_empty": True,
@@ -40,21 +48,58 @@ def faust_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings) -> faust.App:
-    faust_app = faust.App(**faust_options(settings))
-    setup_prometheus_sensors(faust_app)
+class LazyOptions(Mapping[str, Any]):
+    """Faust's ``config_source``: the options of :func:`get_settings`, computed when Faust first asks."""
 
-    @faust_app.page("/health")
-    async def health_view(web: Any, request: Any) -> Any:
-        body = health.as_dict()
-        return web.json(body, status=200 if health.healthy() else 503)
+    @cached_property
+    def _options(self) -> dict[str, Any]:
+        return faust_options(get_settings())
 
-    @faust_app.task
-    async def _connected() -> None:
-        # Runs once the worker's producer and consumer have started, i.e. Kafka answered.
-        health.mark("kafka", "up", settings.kafka.bootstrap_servers)
+    def __getitem__(self, key: str) -> Any:
+        return self._options[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._options)
+
+    def __len__(self) -> int:
+        return len(self._options)
+
+
+StartHook = Callable[[], Awaitable[None]]
+
+
+class CdcApp(faust.App):
+    """Faust's App plus start-up hooks that run in ``on_start``, before the consumer subscribes.
+
+    Faust's ``@app.task`` runs only after table recovery, too late to choose what the worker subscribes to,
+    and a later change of subscription costs a 45 s resubscribe pause in Faust's conductor.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.start_hooks: list[StartHook] = []
+
+    def on_startup(self, hook: StartHook) -> StartHook:
+        """Decorator: await ``hook()`` every time the app starts, before the consumer subscribes."""
+        self.start_hooks.append(hook)
+        return hook
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        for hook in self.start_hooks:
+            await hook()
+
+
+def create_app() -> CdcApp:
+    """A Faust app configured from the settings on first use (its id, the Kafka group, is ``app_id``)."""
+    faust_app = CdcApp("cass-cdc-pg", config_source=LazyOptions())
+
+    @faust_app.on_configured.connect  # type: ignore[arg-type]
+    def _set_id(sender: Any, conf: Any, *, signal: Any, **_: Any) -> None:
+        # Faust takes the id as an argument, not an option: set it from the settings with the rest.
+        conf.id = get_settings().app_id
 
     return faust_app
 
 
-app = create_app(get_settings())
+app = create_app()

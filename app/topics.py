@@ -8,6 +8,10 @@ import re
 from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+UNREACHABLE = (OSError, TimeoutError, KafkaError)
+"""What listing topics raises while Kafka cannot answer."""
 
 
 def topic_pattern(prefix: str) -> re.Pattern[str]:
@@ -41,14 +45,6 @@ async def list_topics(bootstrap: str, timeout_s: float = 5.0) -> list[str]:
         await admin.close()
 
 
-def discover_now(bootstrap: str, pattern: re.Pattern[str]) -> list[str]:
-    """Best-effort synchronous discovery before the event loop runs (empty when Kafka is unreachable)."""
-    try:
-        return matching(asyncio.run(list_topics(bootstrap)), pattern)
-    except (OSError, TimeoutError, Exception):
-        return []
-
-
 def wait_for_kafka(bootstrap: str) -> None:
     """Block until Kafka answers, retrying with exponential backoff (up to 30 s apart) and logging each
     failure: a worker started before its broker waits for it instead of exiting."""
@@ -65,7 +61,7 @@ def wait_for_kafka(bootstrap: str) -> None:
 
     retrying = Retrying(
         wait=wait_exponential(multiplier=0.5, max=30),
-        retry=retry_if_exception_type((OSError, TimeoutError, asyncio.TimeoutError, Exception)),
+        retry=retry_if_exception_type(UNREACHABLE),
         before_sleep=report,
         reraise=True,
     )

@@ -57,3 +57,24 @@ class Outcome:
         self.table_of.update(part.table_of)
         for path, ts in part.last_ts_us.items():
             self.last_ts_us[path] = max(self.last_ts_us.get(path, 0), ts)
+
+
+ProgressUpdate = tuple[str, dict[str, int], dict[str, int]]
+"""``(key, fields to overwrite, counts to add)`` for one entry of a progress table."""
+
+
+def progress_updates(outcome: Outcome) -> tuple[list[ProgressUpdate], list[ProgressUpdate]]:
+    """What a committed batch changes in the ``progress`` (per partition) and ``table-counters`` (per
+    table, by mutation kind) tables."""
+    partitions: list[ProgressUpdate] = []
+    for (topic, partition), next_offset in sorted(outcome.next_offsets.items()):
+        last = {"next_offset": next_offset}
+        path = outcome.table_of.get((topic, partition))
+        if path is not None and path in outcome.last_ts_us:
+            last["last_ts_us"] = outcome.last_ts_us[path]
+        partitions.append((f"{topic}:{partition}", last, {}))
+    per_table: dict[str, dict[str, int]] = {}
+    for (path, kind), n in outcome.applied.items():
+        per_table.setdefault(".".join(path), {})[kind] = n
+    tables: list[ProgressUpdate] = [(table, {}, counts) for table, counts in sorted(per_table.items())]
+    return partitions, tables

@@ -1,6 +1,6 @@
 """RocksDB-backed Faust tables: per-partition progress and per-table counters.
 
-A fast local view served read-only by the web views; PostgreSQL (``_cdc_checkpoints``, the mirrors) is the
+A fast local view of what committed batches did; PostgreSQL (``_cdc_checkpoints``, the mirrors) is the
 truth. Both tables have one partition. Faust's RocksDB store picks the partition of every write from the
 *current event*, which does not exist when a whole committed batch is recorded at once, so :func:`update`
 supplies a local event on partition 0 of the table's own changelog (``use_partitioner=True`` does not help:
@@ -18,6 +18,7 @@ from typing import Any
 from faust import streams
 
 from app.faust_app import app
+from models.batch import Outcome, progress_updates
 
 ROCKSDB_OPTIONS: dict[str, Any] = {
     "block_cache_size": 16 * 1024 * 1024,
@@ -71,3 +72,12 @@ def update(table: Any, key: str, last: dict[str, int], counts: dict[str, int]) -
         for name, n in counts.items():
             current[name] = int(current.get(name, 0)) + n
         table[key] = current
+
+
+def record(outcome: Outcome) -> None:
+    """Mirror a committed batch's progress and counters into the tables."""
+    partitions, tables = progress_updates(outcome)
+    for key, last, counts in partitions:
+        update(progress, key, last, counts)
+    for key, last, counts in tables:
+        update(table_counters, key, last, counts)

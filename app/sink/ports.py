@@ -12,7 +12,8 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from models.batch import TP, DeadLetter
-from models.convergence import ReadBack
+from models.convergence import PartitionTombstones, ReadBack, RowState
+from models.merge_plan import Needs, Plan
 from models.mutations import Key
 from models.table_schema import TableSchema
 
@@ -21,6 +22,21 @@ if TYPE_CHECKING:
 
     from app.sink.checkpoints import Claim
     from app.sink.registry import TableEntry
+
+
+class RowStore(Protocol):
+    """State of one mirror table: load what a batch touches, write what it changed
+    (:class:`app.sink.store.MirrorStore`)."""
+
+    def load(
+        self, conn: Connection[Any], needs: Needs
+    ) -> tuple[dict[Key, RowState], dict[Key, PartitionTombstones]]: ...
+
+    def write(self, conn: Connection[Any], plan: Plan, now_us: int) -> None: ...
+
+    def expired(self, conn: Connection[Any], now_us: int, limit: int) -> dict[Key, RowState]: ...
+
+    def purge(self, conn: Connection[Any], grace_s: int) -> int: ...
 
 
 class ConnectionSource(Protocol):

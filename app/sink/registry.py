@@ -11,6 +11,7 @@ from psycopg_pool import ConnectionPool
 
 from app.cassandra_schema import refresh_table, table_schema
 from app.sink import ddl
+from app.sink.ports import RowStore
 from app.sink.store import MirrorStore
 from models.errors import UnknownTable
 from models.mirror_spec import spec_for
@@ -20,7 +21,7 @@ from models.table_schema import TableSchema
 @dataclass(frozen=True)
 class TableEntry:
     schema: TableSchema
-    store: MirrorStore
+    store: RowStore
 
 
 class TableRegistry:

@@ -1,0 +1,128 @@
+"""In-memory stand-ins for the applier's ports (:mod:`app.sink.ports`): a transaction rolls back every fake's
+state on error, and the ledger fences a stale generation like ``_cdc_checkpoints`` does."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.sink.checkpoints import Claim, Fenced
+from app.sink.registry import TableEntry
+from models.batch import TP, DeadLetter
+from models.convergence import PartitionTombstones, ReadBack, RowState
+from models.errors import UnknownTable
+from models.merge_plan import Needs, Plan
+from models.mutations import Key
+from models.table_schema import TableSchema
+
+
+@dataclass
+class MemoryStore:
+    rows: dict[Key, RowState] = field(default_factory=dict)
+    tombstones: dict[Key, PartitionTombstones] = field(default_factory=dict)
+    fail_on: Key | None = None
+    """Writing this key raises a bug-like error (to exercise ``apply_isolated``)."""
+
+    def load(self, conn: Any, needs: Needs) -> tuple[dict[Key, RowState], dict[Key, PartitionTombstones]]:
+        rows = {k: r for k, r in self.rows.items() if k in needs.row_keys or k[:1] in needs.full_partitions}
+        return rows, {p: t for p, t in self.tombstones.items() if p in needs.partitions}
+
+    def write(self, conn: Any, plan: Plan, now_us: int) -> None:
+        if self.fail_on is not None and self.fail_on in plan.rows:
+            raise KeyError(f"bug writing {self.fail_on}")
+        self.rows.update(plan.rows)
+        for t in plan.tombstones:
+            self.tombstones[t.partition] = self.tombstones.get(t.partition, PartitionTombstones()).add(t)
+
+    def expired(self, conn: Any, now_us: int, limit: int) -> dict[Key, RowState]:
+        due = {k: r for k, r in self.rows.items() if (r.next_expiry(0) or now_us + 1) <= now_us}
+        return dict(list(due.items())[:limit])
+
+    def purge(self, conn: Any, grace_s: int) -> int:
+        return 0
+
+
+@dataclass
+class MemoryLedger:
+    generations: dict[TP, int] = field(default_factory=dict)
+    offsets: dict[TP, int] = field(default_factory=dict)
+    events: dict[TP, int] = field(default_factory=dict)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    def claim(self, conn: Any, group_id: str, partitions: Iterable[TP]) -> dict[TP, Claim]:
+        claims = {}
+        for tp in partitions:
+            self.generations[tp] = self.generations.get(tp, 0) + 1
+            claims[tp] = Claim(tp[0], tp[1], self.offsets.get(tp), self.generations[tp])
+        return claims
+
+    def advance(
+        self,
+        conn: Any,
+        group_id: str,
+        offsets: Mapping[TP, int],
+        generations: Mapping[TP, int],
+        events: Mapping[TP, int],
+    ) -> None:
+        for tp, offset in offsets.items():
+            if self.generations.get(tp) != generations[tp]:
+                raise Fenced(f"{tp} is owned by another worker generation")
+            self.offsets[tp] = offset
+            self.events[tp] = self.events.get(tp, 0) + events.get(tp, 0)
+
+    def record_dead_letters(self, conn: Any, letters: Sequence[DeadLetter]) -> list[int]:
+        self.dead_letters.extend(letters)
+        return list(range(len(self.dead_letters) - len(letters), len(self.dead_letters)))
+
+
+@dataclass
+class MemoryReader:
+    values: dict[Key, dict[str, ReadBack]] = field(default_factory=dict)
+    calls: list[list[Key]] = field(default_factory=list)
+
+    def read(self, schema: TableSchema, keys: Sequence[Key]) -> dict[Key, dict[str, ReadBack]]:
+        self.calls.append(list(keys))
+        hints = sorted(schema.hint_columns)
+        return {k: self.values.get(k, {c: ReadBack(None, None) for c in hints}) for k in keys}
+
+
+@dataclass
+class MemoryRegistry:
+    entries: dict[tuple[str, str], TableEntry] = field(default_factory=dict)
+
+    def resolve(self, keyspace: str, table: str) -> TableEntry:
+        try:
+            return self.entries[(keyspace, table)]
+        except KeyError:
+            raise UnknownTable(f"{keyspace}.{table} does not exist") from None
+
+    def refresh(self, keyspace: str, table: str) -> TableEntry:
+        return self.resolve(keyspace, table)
+
+
+class MemoryConnection:
+    def __init__(self, world: list[Any]) -> None:
+        self.world = world
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        saved = [copy.deepcopy(vars(obj)) for obj in self.world]
+        try:
+            yield
+        except BaseException:
+            for obj, state in zip(self.world, saved, strict=True):
+                vars(obj).update(state)
+            raise
+
+
+@dataclass
+class MemoryPool:
+    world: list[Any]
+    """Every fake whose state a transaction covers."""
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        yield MemoryConnection(self.world)

@@ -1,0 +1,128 @@
+"""app.sink.applier through its ports, with in-memory fakes (tests.unit.fakes): offsets, skips, gaps,
+fencing, dead letters, isolation of a failing record, read-back of collections, the TTL sweep."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from app.harness import debezium_cell, debezium_source
+from app.sink.applier import Applier
+from app.sink.checkpoints import Fenced
+from app.sink.registry import TableEntry
+from models.batch import Record
+from models.convergence import Cell, ReadBack, RowState
+from models.cql_types import parse_cql_type
+from models.table_schema import Column, TableSchema
+from tests.unit.fakes import MemoryLedger, MemoryPool, MemoryReader, MemoryRegistry, MemoryStore
+
+TOPIC = "cdc.ks.t"
+TS = 1_700_000_000_000_000
+T = TableSchema(
+    keyspace="ks",
+    table="t",
+    partition_key=(Column("id", parse_cql_type("int")),),
+    columns=(Column("name", parse_cql_type("text")), Column("tags", parse_cql_type("set<text>"))),
+)
+
+
+def insert(offset: int, key: int, name: str, *, table: str = "t", partition: int = 0) -> Record:
+    after = {"id": debezium_cell(key), "name": debezium_cell(name), "tags": None}
+    value = {
+        "ts_ms": TS // 1000,
+        "op": "i",
+        "source": debezium_source("ks", table, TS + offset),
+        "after": after,
+    }
+    return Record(TOPIC, partition, offset, orjson.dumps({"id": key}), orjson.dumps(value))
+
+
+class World:
+    def __init__(self) -> None:
+        self.store = MemoryStore()
+        self.ledger = MemoryLedger()
+        self.reader = MemoryReader()
+        registry = MemoryRegistry({("ks", "t"): TableEntry(T, self.store)})
+        self.pool = MemoryPool([self.store, self.ledger])
+        self.applier = Applier(self.pool, registry, self.reader, group_id="g", ledger=self.ledger)
+
+    def names(self) -> dict[tuple[object, ...], object]:
+        return {k: r.cells["name"].value for k, r in self.store.rows.items() if "name" in r.cells}
+
+
+def test_a_batch_applies_rows_and_moves_the_offset_with_exact_counts() -> None:
+    w = World()
+    outcome = w.applier.apply([insert(0, 1, "a"), insert(1, 2, "b")])
+    assert w.names() == {(1,): "a", (2,): "b"}
+    assert w.ledger.offsets == {(TOPIC, 0): 2}
+    assert w.ledger.events == {(TOPIC, 0): 2}
+    assert outcome.applied[(("ks", "t"), "RowWrite")] == 2
+
+
+def test_records_below_the_stored_offset_are_skipped_and_not_counted() -> None:
+    w = World()
+    w.ledger.offsets[(TOPIC, 0)] = 2
+    outcome = w.applier.apply([insert(1, 1, "old"), insert(2, 2, "new")])
+    assert outcome.skipped == 1
+    assert w.names() == {(2,): "new"}
+    assert w.ledger.events == {(TOPIC, 0): 1}
+
+
+def test_a_batch_starting_beyond_the_stored_offset_reports_the_gap_and_applies_nothing() -> None:
+    w = World()
+    w.ledger.offsets[(TOPIC, 0)] = 2
+    outcome = w.applier.apply([insert(5, 1, "a")])
+    assert outcome.gaps == {(TOPIC, 0): 2}
+    assert w.store.rows == {}
+    assert w.ledger.offsets == {(TOPIC, 0): 2}
+
+
+def test_a_fenced_batch_leaves_no_rows_dead_letters_or_offsets() -> None:
+    w = World()
+    w.applier.claim([(TOPIC, 0)])
+    w.ledger.claim(None, "g", [(TOPIC, 0)])  # another worker takes the partition
+    with pytest.raises(Fenced):
+        w.applier.apply([insert(0, 1, "a"), Record(TOPIC, 0, 1, b"{}", b"not json")])
+    assert w.store.rows == {}
+    assert w.ledger.dead_letters == []
+    assert w.ledger.offsets == {}
+
+
+def test_bad_records_are_dead_lettered_with_their_reason_and_the_rest_applies() -> None:
+    w = World()
+    records = [insert(0, 1, "a"), Record(TOPIC, 0, 1, b"{}", b"not json"), insert(2, 2, "b", table="gone")]
+    outcome = w.applier.apply(records)
+    assert [(d.record.offset, d.reason) for d in w.ledger.dead_letters] == [
+        (1, "malformed_event"),
+        (2, "unknown_table"),
+    ]
+    assert w.names() == {(1,): "a"}
+    assert outcome.next_offsets == {(TOPIC, 0): 3}
+
+
+def test_an_unexpected_error_dead_letters_exactly_the_failing_record() -> None:
+    w = World()
+    w.store.fail_on = (2,)
+    records = [insert(0, 1, "a"), insert(1, 2, "boom"), insert(2, 3, "c")]
+    with pytest.raises(KeyError):
+        w.applier.apply(records)
+    outcome = w.applier.apply_isolated(records)
+    assert [(d.record.offset, d.reason) for d in outcome.dead_letters] == [(1, "internal_error")]
+    assert w.names() == {(1,): "a", (3,): "c"}
+    assert w.ledger.offsets == {(TOPIC, 0): 3}
+    assert w.ledger.events == {(TOPIC, 0): 3}
+
+
+def test_a_collection_is_read_back_and_applied_authoritatively() -> None:
+    w = World()
+    w.reader.values[(1,)] = {"tags": ReadBack(["x", "y"], TS)}
+    w.store.rows[(1,)] = RowState(cells={"name": Cell(TS - 5, "a"), "tags": Cell(TS - 5, ["old"])})
+    w.applier.apply([insert(0, 1, "b")])
+    assert w.reader.calls == [[(1,)]]  # the row holds a collection: re-read it
+    assert w.store.rows[(1,)].cells["tags"].value == ["x", "y"]
+
+
+def test_the_sweep_rewrites_expired_rows() -> None:
+    w = World()
+    w.store.rows[(1,)] = RowState(cells={"name": Cell(1, "a", expires_at=10)})
+    assert w.applier.sweep([("ks", "t"), ("ks", "gone")], grace_s=0) == 1
