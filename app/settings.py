@@ -29,7 +29,6 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:59092"
     topic_prefix: str = "cdc"
     dlq_topic: str = "dlq-events"
-    schema_change_topic: str = "schema-changes"
 
     @field_validator("topic_prefix")
     @classmethod
@@ -64,8 +63,6 @@ class RegistrySettings(BaseModel):
 class WebSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=6066, ge=1, le=65535)
-    token: SecretStr | None = None
-    """Bearer token required by mutating endpoints; without one they are refused."""
 
 
 class SinkSettings(BaseModel):

@@ -666,7 +666,7 @@ class StageTimer:
 
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             path = f"{timer.stack[-1][0]}/{label}" if timer.stack else label
-            frame = [path, time.perf_counter(), 0.0]
+            frame: list[Any] = [path, time.perf_counter(), 0.0]
             timer.stack.append(frame)
             try:
                 return original(*args, **kwargs)
