@@ -124,12 +124,13 @@ from cassandra import cqltypes
 from cassandra.util import Duration as DriverDuration
 from psycopg.types.json import Jsonb
 
+from models.errors import ValueMappingError
+
 __all__ = [
     "CqlType",
     "DebeziumModes",
     "JsonbValue",
     "UnsupportedType",
-    "ValueMappingError",
     "cell_order_bytes",
     "debezium_converter",
     "format_cql_type",
@@ -144,10 +145,6 @@ __all__ = [
 
 class UnsupportedType(ValueError):
     """A CQL type this module does not know (custom types, unknown UDT names, malformed text)."""
-
-
-class ValueMappingError(ValueError):
-    """A value does not fit its CQL column type; the message names the type and the value."""
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ from models.cql_types import (
     DebeziumModes,
     JsonbValue,
     UnsupportedType,
-    ValueMappingError,
     cell_order_bytes,
     format_cql_type,
     from_debezium,
@@ -38,6 +37,7 @@ from models.cql_types import (
     pg_type,
     to_json_compatible,
 )
+from models.errors import ValueMappingError
 
 UTC = dt.UTC
 ADDR = {"addr": [("street", "text"), ("no", "int"), ("at", "timestamp"), ("tags", "list<text>")]}
