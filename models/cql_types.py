@@ -122,7 +122,6 @@ from typing import Any, Final, Literal, TypeAlias
 
 from cassandra import cqltypes
 from cassandra.util import Duration as DriverDuration
-from psycopg.types.json import Jsonb
 
 from models.errors import ValueMappingError
 
@@ -177,13 +176,13 @@ class DebeziumModes:
     varint: Literal["auto", "long", "precise", "string"] = "auto"
 
 
-class JsonbValue(Jsonb):
-    """A ``psycopg`` Jsonb wrapper that compares by content, so converted values can be compared."""
+@dataclass(frozen=True)
+class JsonbValue:
+    """The document of a jsonb column (``obj``: its :func:`to_json_compatible` encoding), compared by content.
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Jsonb) and bool(self.obj == other.obj)
+    Pure: the sink wraps ``obj`` for PostgreSQL (``app.sink.store``)."""
 
-    __hash__ = None  # type: ignore[assignment]
+    obj: Any
 
 
 Native: TypeAlias = Any
@@ -926,7 +925,7 @@ def from_driver(t: CqlType, value: object) -> object:
 
 def to_json_compatible(t: CqlType, value: object) -> object:
     """The documented jsonb encoding of a canonical value (or of a :class:`JsonbValue`, returned as is)."""
-    if isinstance(value, Jsonb):
+    if isinstance(value, JsonbValue):
         return value.obj
     return _json(t, value)
 

@@ -31,6 +31,7 @@ from models.convergence import (
     in_range,
     marker_wins,
 )
+from models.cql_types import JsonbValue
 from models.keycodec import decode_key, encode_key
 from models.merge_plan import TableShape, needs, plan
 from models.mutations import (
@@ -290,3 +291,8 @@ def test_configured_logging_redacts_secrets(capsys: pytest.CaptureFixture[str]) 
     err = capsys.readouterr().err
     assert "connecting" in err
     assert "hunter2" not in err
+
+
+def test_keycodec_encodes_jsonb_documents_as_json() -> None:
+    assert encode_key((JsonbValue([1, "a"]),)) == [{"t": "json", "v": [1, "a"]}]
+    assert decode_key(encode_key((JsonbValue({"k": 1}),))) == ({"k": 1},)
