@@ -12,9 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 from psycopg import Connection, sql
-from psycopg.types.json import Jsonb
 
-from models.cql_types import CqlType, from_driver
+from models.cql_types import CqlType, JsonbValue, from_driver
 from models.mirror_spec import MirrorSpec
 from models.mutations import Key
 from models.table_schema import TableSchema
@@ -24,7 +23,7 @@ Row = dict[str, object]
 
 def normalise(t: CqlType, value: object) -> object:
     """A value from either side in a form that compares equal when the data is equal (pure)."""
-    if isinstance(value, Jsonb):
+    if isinstance(value, JsonbValue):
         return value.obj
     if t.name == "varint" and isinstance(value, Decimal):
         return int(value)

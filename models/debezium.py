@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from models.cql_types import DebeziumModes, ValueMappingError, from_debezium
-from models.errors import MalformedEvent, UnknownColumn, UnsupportedEvent, ValueMapping
+from models.cql_types import DebeziumModes, from_debezium
+from models.errors import MalformedEvent, UnknownColumn, UnsupportedEvent, ValueMappingError
 from models.mutations import (
     Bound,
     BoundKind,
@@ -93,7 +93,7 @@ def _value(schema: TableSchema, column: Column, raw: object, modes: DebeziumMode
             return schema.converters[column.name](raw)
         return from_debezium(column.type, raw, modes=modes)
     except ValueMappingError as error:
-        raise ValueMapping(f"{column.name}: {error}") from None
+        raise ValueMappingError(f"{column.name}: {error}") from None
 
 
 def _key(schema: TableSchema, env: Envelope, columns: tuple[Column, ...], modes: DebeziumModes) -> Key | None:
@@ -255,4 +255,4 @@ def parse_literal(column: Column, text: object) -> object:
     try:
         return parse(text)
     except (ValueError, InvalidOperation) as error:
-        raise ValueMapping(f"range bound {column.name}={text!r}: {error}") from None
+        raise ValueMappingError(f"range bound {column.name}={text!r}: {error}") from None

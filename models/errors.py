@@ -1,4 +1,7 @@
-"""Typed reasons for events that can never be applied; each goes to the dead-letter queue under its reason."""
+"""Every reason an event can be dead-lettered: one class per typed reason, all under :class:`PermanentEventError`.
+
+The README's list of dead-letter reasons is checked against :func:`dead_letter_reasons` by a unit test.
+"""
 
 from __future__ import annotations
 
@@ -29,8 +32,14 @@ class AvroDecodeError(PermanentEventError):
     reason = "avro_decode_error"
 
 
-class ValueMapping(PermanentEventError):
-    """A column value does not fit the column's CQL type."""
+class AvroWithoutRegistry(PermanentEventError):
+    """An Avro record arrived but no schema registry is configured (``registry.url``)."""
+
+    reason = "avro_without_registry"
+
+
+class ValueMappingError(PermanentEventError, ValueError):
+    """A column value does not fit the column's CQL type; the message names the type and the value."""
 
     reason = "value_mapping_error"
 
@@ -57,3 +66,16 @@ class InternalError(PermanentEventError):
     """A bug met while applying this event alone; dead-lettered so the stream goes on."""
 
     reason = "internal_error"
+
+
+def _tree(cls: type[PermanentEventError]) -> list[type[PermanentEventError]]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _tree(child))]
+
+
+def dead_letter_reasons() -> dict[str, str]:
+    """Each reason of this module's classes under :class:`PermanentEventError` -> its docstring's first line."""
+    return {
+        cls.reason: (cls.__doc__ or "").strip().splitlines()[0]
+        for cls in _tree(PermanentEventError)[1:]
+        if cls.__module__ == __name__
+    }

@@ -12,6 +12,8 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from models.cql_types import JsonbValue
+
 _ENCODERS: list[tuple[type, str, Any]] = [
     (bool, "bool", lambda v: v),
     (int, "int", str),
@@ -54,7 +56,7 @@ def encode_value(value: object) -> object:
     for typ, tag, enc in _ENCODERS:
         if isinstance(value, typ):
             return {"t": tag, "v": enc(value)}
-    if hasattr(value, "obj"):  # psycopg Jsonb wrapper
+    if isinstance(value, JsonbValue):
         return {"t": "json", "v": value.obj}
     raise TypeError(f"cannot encode key value of type {type(value).__name__}")
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
 
-from models.cql_types import CqlType, ValueMappingError, cell_order_bytes, debezium_converter, is_multicell
+from models.cql_types import CqlType, cell_order_bytes, debezium_converter, is_multicell
+from models.errors import ValueMappingError
 from models.mutations import Key
 
 

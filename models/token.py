@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from cassandra.murmur3 import murmur3
 
-from models.cql_types import CqlType, ValueMappingError, cell_order_bytes, pg_type
+from models.cql_types import CqlType, cell_order_bytes, pg_type
+from models.errors import ValueMappingError
 
 
 def routing_key(components: Sequence[bytes]) -> bytes:

@@ -28,16 +28,10 @@ from schema_registry.client import SchemaRegistryClient
 
 from models.avro import AvroReader, is_wire_format, parse_wire_format
 from models.debezium import Envelope, envelope, parse_json
-from models.errors import MalformedEvent, PermanentEventError, UnknownSchemaId, UnsupportedEvent
+from models.errors import AvroWithoutRegistry, MalformedEvent, UnknownSchemaId, UnsupportedEvent
 
 SchemaLookup = Callable[[int], AvroReader]
 """Schema id -> reader of its writer schema."""
-
-
-class AvroWithoutRegistry(PermanentEventError):
-    """An Avro record arrived but no schema registry is configured (``registry.url``)."""
-
-    reason = "avro_without_registry"
 
 
 class RegistryUnavailable(ConnectionError):

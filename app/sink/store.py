@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 
 from app.sink import ddl
 from models.convergence import PartitionTombstones, RowState
+from models.cql_types import JsonbValue
 from models.merge_plan import Needs, Plan
 from models.mirror_spec import ColumnSpec, MirrorSpec
 from models.mutations import Key, PartitionDelete, RangeDelete
@@ -44,9 +45,14 @@ def _adapt(column: ColumnSpec | None, name: str, value: object) -> object:
     """Wrap values for jsonb columns; everything else psycopg adapts by itself."""
     if value is None or isinstance(value, Jsonb):
         return value
-    if _is_jsonb(column, name):
-        return Jsonb(value)
+    if isinstance(value, JsonbValue) or _is_jsonb(column, name):
+        return _jsonb(value)
     return value
+
+
+def _jsonb(value: object) -> Jsonb:
+    """psycopg's jsonb wrapper of a value; a :class:`JsonbValue` document is unwrapped first."""
+    return Jsonb(value.obj if isinstance(value, JsonbValue) else value)
 
 
 def _is_jsonb(column: ColumnSpec | None, name: str) -> bool:
@@ -107,7 +113,7 @@ class MirrorStore:
                     row = list(row)
                     for i in wrap:
                         if row[i] is not None and not isinstance(row[i], Jsonb):
-                            row[i] = Jsonb(row[i])
+                            row[i] = _jsonb(row[i])
                 copy.write_row(row)
 
     # -- load ---------------------------------------------------------------------------------------------

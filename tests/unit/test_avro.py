@@ -14,7 +14,7 @@ import pytest
 
 from app.harness import debezium_cell as cell
 from app.harness import debezium_source
-from app.sink.decoding import AvroWithoutRegistry, RecordDecoder, RegistryUnavailable
+from app.sink.decoding import RecordDecoder, RegistryUnavailable
 from app.sink.transient import is_transient
 from models.avro import (
     AvroReader,
@@ -25,7 +25,7 @@ from models.avro import (
     strip_logical_types,
 )
 from models.debezium import parse_json
-from models.errors import AvroDecodeError, MalformedEvent
+from models.errors import AvroDecodeError, AvroWithoutRegistry, MalformedEvent
 
 SOURCE = debezium_source("demo", "items", 1795686247803209)
 

@@ -17,7 +17,13 @@ from app.sink.decoding import RecordDecoder
 from models.avro import AvroReader, debezium_like_schemas, frame
 from models.cql_types import parse_cql_type
 from models.debezium import parse_json, to_mutation
-from models.errors import MalformedEvent, PermanentEventError, UnknownColumn, UnsupportedEvent, ValueMapping
+from models.errors import (
+    MalformedEvent,
+    PermanentEventError,
+    UnknownColumn,
+    UnsupportedEvent,
+    ValueMappingError,
+)
 from models.mutations import (
     Bound,
     BoundKind,
@@ -271,10 +277,10 @@ def bad_bound(_: Any, value: dict[str, Any]) -> None:
         ("insert", drop_ts_us, MalformedEvent, "malformed_event"),
         ("insert", string_ts_us, MalformedEvent, "malformed_event"),
         ("insert", no_source, MalformedEvent, "malformed_event"),
-        ("update", wrong_type, ValueMapping, "value_mapping_error"),
-        ("update", wrong_key_type, ValueMapping, "value_mapping_error"),
+        ("update", wrong_type, ValueMappingError, "value_mapping_error"),
+        ("update", wrong_key_type, ValueMappingError, "value_mapping_error"),
         ("insert", unknown_column, UnknownColumn, "unknown_column"),
-        ("range_delete_incl", bad_bound, ValueMapping, "value_mapping_error"),
+        ("range_delete_incl", bad_bound, ValueMappingError, "value_mapping_error"),
     ],
 )
 def test_typed_errors(sample: str, change: Any, error: type[PermanentEventError], reason: str) -> None:

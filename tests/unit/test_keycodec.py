@@ -7,6 +7,7 @@ import ipaddress
 import uuid
 from decimal import Decimal
 
+from models.cql_types import JsonbValue
 from models.keycodec import decode_key, encode_key
 
 
@@ -28,3 +29,8 @@ def test_keycodec_round_trips_every_key_type() -> None:
         None,
     )
     assert decode_key(encode_key(key)) == key
+
+
+def test_keycodec_encodes_jsonb_documents_as_json() -> None:
+    assert encode_key((JsonbValue([1, "a"]),)) == [{"t": "json", "v": [1, "a"]}]
+    assert decode_key(encode_key((JsonbValue({"k": 1}),))) == ({"k": 1},)
