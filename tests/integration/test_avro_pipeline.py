@@ -25,8 +25,16 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from schema_registry.client import SchemaRegistryClient
 from schema_registry.client.schema import AvroSchema
 
-from app.harness import WorkerProcess, compare_keyspace, debezium_source, free_port, unique, wait_applied
-from models.avro import debezium_like_schemas, frame
+from app.testing import (
+    WorkerProcess,
+    compare_keyspace,
+    debezium_like_schemas,
+    debezium_source,
+    free_port,
+    unique,
+    wait_applied,
+)
+from models.avro import frame
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres", "kafka", "cassandra", "apicurio")]
 

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from app.harness import (
+from app.testing import (
     WorkerProcess,
     compare_keyspace,
     create_cdc_keyspace,

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from cassandra.util import Duration
 
-from app.harness import (
+from app.testing import (
     WorkerProcess,
     compare_keyspace,
     create_cdc_keyspace,

@@ -11,10 +11,10 @@ import fastavro
 import orjson
 import pytest
 
-from app.harness import debezium_cell as cell
-from app.harness import debezium_source
 from app.sink.decoding import RecordDecoder
-from models.avro import AvroReader, debezium_like_schemas, frame
+from app.testing import debezium_cell as cell
+from app.testing import debezium_like_schemas, debezium_source
+from models.avro import AvroReader, frame
 from models.cql_types import parse_cql_type
 from models.debezium import parse_json, to_mutation
 from models.errors import MalformedEvent, PermanentEventError, UnknownColumn, UnsupportedEvent, ValueMapping
