@@ -7,6 +7,7 @@ benchmarks and ``cdc demo`` need to build events and drive a pipeline on a runni
 - Kafka: :func:`create_topics`, :func:`delete_topics`, :func:`produce`, :func:`end_offsets`.
 - Cassandra: :func:`create_keyspace`, :func:`create_cdc_keyspace` and :func:`wait_captured` (until the
   Debezium agent captures a table).
+- PostgreSQL: :func:`drop_pg_schema` (a keyspace's mirror).
 - The worker: :class:`WorkerProcess` (``cdc worker`` as a subprocess), :func:`wait_applied` (until its
   checkpoints reach the end of the topics), :func:`compare_keyspace` (Cassandra against PostgreSQL).
 
@@ -33,6 +34,7 @@ from typing import Any
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from psycopg import sql
 
 from app.cassandra_schema import table_schema
 from app.compare import TableDiff, compare_tables
@@ -322,6 +324,12 @@ def wait_captured(
     raise TimeoutError(f"the Debezium agent did not capture {keyspace}.{table} within {timeout}s")
 
 
+def drop_pg_schema(pg_dsn: str, schema: str) -> None:
+    """Drop a keyspace's mirror schema in PostgreSQL, if there is one."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
 # --- the worker -----------------------------------------------------------------------------------------
 
 
@@ -407,6 +415,10 @@ class WorkerProcess:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+StartWorker = Callable[..., WorkerProcess]
+"""``start(keyspaces, **WorkerProcess fields) -> a started WorkerProcess`` (the tests' ``start_worker``)."""
 
 
 def compare_keyspace(session: Any, pg_dsn: str, keyspace: str, tables: Iterable[str]) -> list[TableDiff]:

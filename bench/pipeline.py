@@ -53,6 +53,7 @@ from app.testing import (
     debezium_cell,
     debezium_source,
     delete_topics,
+    drop_pg_schema,
     end_offsets,
     free_port,
     now_us,
@@ -808,13 +809,6 @@ def profile_applier(s: Settings, session: Any, keyspace: str) -> dict[str, Any]:
 # --- the run --------------------------------------------------------------------------------------------
 
 
-def _drop_pg_schema(dsn: str, schema: str) -> None:
-    with contextlib.suppress(Exception), psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(psycopg.sql.Identifier(schema))
-        )
-
-
 def run() -> dict[str, Any]:
     from cassandra.cluster import Cluster
 
@@ -924,7 +918,8 @@ def run() -> dict[str, Any]:
             for ks in (ks_thr, ks_set, ks_lat):
                 with contextlib.suppress(Exception):
                     session.execute(f"DROP KEYSPACE IF EXISTS {ks}")
-                _drop_pg_schema(s.pg_dsn, ks)
+                with contextlib.suppress(Exception):
+                    drop_pg_schema(s.pg_dsn, ks)
             cluster.shutdown()
             with contextlib.suppress(Exception):  # best-effort cleanup
                 delete_topics(s.kafka_bootstrap, topics)
