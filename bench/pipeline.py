@@ -657,12 +657,21 @@ def cql_step(
 # --- phase 5: where the time goes (in-process applier) --------------------------------------------------
 
 
+@dataclass
+class _Call:
+    """One call in progress under :class:`StageTimer`."""
+
+    path: str
+    start: float
+    child_time: float = 0.0
+
+
 class StageTimer:
     """Exclusive wall time per call path (``apply/write/copy`` ...), from wrappers installed with
     :meth:`wrap`; nested calls are subtracted from their caller."""
 
     def __init__(self) -> None:
-        self.stack: list[list[Any]] = []  # [path, start, child_time]
+        self.stack: list[_Call] = []
         self.exclusive: dict[str, float] = {}
         self.calls: dict[str, int] = {}
         self.restore: list[Callable[[], None]] = []
@@ -672,18 +681,18 @@ class StageTimer:
         timer = self
 
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            path = f"{timer.stack[-1][0]}/{label}" if timer.stack else label
-            frame = [path, time.perf_counter(), 0.0]
-            timer.stack.append(frame)
+            path = f"{timer.stack[-1].path}/{label}" if timer.stack else label
+            call = _Call(path, time.perf_counter())
+            timer.stack.append(call)
             try:
                 return original(*args, **kwargs)
             finally:
                 timer.stack.pop()
-                elapsed = time.perf_counter() - frame[1]
-                timer.exclusive[path] = timer.exclusive.get(path, 0.0) + elapsed - frame[2]
+                elapsed = time.perf_counter() - call.start
+                timer.exclusive[path] = timer.exclusive.get(path, 0.0) + elapsed - call.child_time
                 timer.calls[path] = timer.calls.get(path, 0) + 1
                 if timer.stack:
-                    timer.stack[-1][2] += elapsed
+                    timer.stack[-1].child_time += elapsed
 
         setattr(owner, attr, wrapped)
         self.restore.append(lambda: setattr(owner, attr, original))

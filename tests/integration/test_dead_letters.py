@@ -119,7 +119,7 @@ def test_bad_records_are_dead_lettered_and_the_stream_goes_on(
         mirror = conn.execute(
             f'SELECT id, seq, name, qty FROM "{keyspace}"."{TABLE}" ORDER BY id, seq'
         ).fetchall()
-        checkpoints = dict(
+        checkpoints: dict[int, int] = dict(
             conn.execute(
                 "SELECT partition, next_offset FROM _cdc_checkpoints WHERE group_id = %s AND topic = %s",
                 (worker.app_id, topic),

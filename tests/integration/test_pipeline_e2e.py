@@ -140,7 +140,7 @@ def test_every_type_round_trips(
             f'SELECT vi::text, de::text, du::text, ts FROM "{keyspace}".all_types WHERE id = 1 AND part = %s',
             ("edge",),
         ).fetchone() or (None, None, None, None)
-        types = dict(
+        types: dict[str, str] = dict(
             conn.execute(
                 "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s "
                 "AND table_name = 'all_types'",
