@@ -79,6 +79,11 @@ def debezium_cell(value: Any, deletion_ts: int | None = None) -> dict[str, Any]:
     return {"value": value, "deletion_ts": deletion_ts, "set": True}
 
 
+def _strings(*names: str) -> list[dict[str, Any]]:
+    """Avro record fields of type string."""
+    return [{"name": name, "type": "string"} for name in names]
+
+
 def debezium_like_schemas(
     keyspace: str,
     table: str,
@@ -128,11 +133,7 @@ def debezium_like_schemas(
                     "items": {
                         "type": "record",
                         "name": "clustering_value",
-                        "fields": [
-                            {"name": "name", "type": "string"},
-                            {"name": "value", "type": "string"},
-                            {"name": "type", "type": "string"},
-                        ],
+                        "fields": _strings("name", "value", "type"),
                     },
                 },
             },
@@ -144,20 +145,16 @@ def debezium_like_schemas(
         "name": "Source",
         "namespace": "io.debezium.connector.cassandra",
         "fields": [
-            {"name": "version", "type": "string"},
-            {"name": "connector", "type": "string"},
-            {"name": "name", "type": "string"},
+            *_strings("version", "connector", "name"),
             {"name": "ts_ms", "type": "long"},
             {"name": "snapshot", "type": optional_string, "default": None},
             {"name": "db", "type": "string"},
             {"name": "sequence", "type": optional_string, "default": None},
             {"name": "ts_us", "type": ["null", "long"], "default": None},
             {"name": "ts_ns", "type": ["null", "long"], "default": None},
-            {"name": "cluster", "type": "string"},
-            {"name": "file", "type": "string"},
+            *_strings("cluster", "file"),
             {"name": "pos", "type": "int"},
-            {"name": "keyspace", "type": "string"},
-            {"name": "table", "type": "string"},
+            *_strings("keyspace", "table"),
         ],
     }
     after = {
