@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make demo   - set up everything, start the local stack, write demo data, show it flowing"
 	@echo "make test   - set up everything the tests need and run the whole suite, with coverage (>= 80 %)"
-	@echo "make lint   - ruff (incl. complexity <= 10) + mypy (strict on app, agents, tables, models, stack, bench)"
+	@echo "make lint   - ruff (incl. complexity <= 10) + mypy (strict on app, agents, tables, models, stack, bench, tests)"
 	@echo "make bench  - benchmarks against the real stack; figures in bench/results/"
 
 system-deps:

@@ -15,6 +15,7 @@ so ``agent / baseline`` shows the agent's share.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -23,9 +24,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.harness import paced
+from app.demo.pacing import paced
+from app.testing import create_keyspace, create_topics, delete_topics, now_us
 from bench.common import Services, header, machine_info, now_iso, summary
-from bench.kafka_tools import Collector, create_topics, delete_topics
+from bench.kafka_tools import Collector
 from stack.config import Settings
 
 RATES = (100, 500, 1000)
@@ -36,10 +38,6 @@ REGISTER_TIMEOUT_S = 120.0
 PAYLOAD = "x" * 100
 TARGET = {"rate": 1000, "p95_ms": 1000.0}
 TABLE = "writes"
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 @dataclass
@@ -146,10 +144,8 @@ def agent_phases(s: Settings, rates: tuple[int, ...], duration: float) -> dict[i
     session.default_timeout = 30
     collector: Collector | None = None
     try:
-        session.execute(
-            f"CREATE KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
-        )
-        create_topics(s.kafka_bootstrap, [topic])
+        create_keyspace(session, ks)
+        create_topics(s.kafka_bootstrap, [topic], log_append_time=True)
         time.sleep(3)  # the agent misses a table created in the same schema refresh as its keyspace
         session.execute(
             f"CREATE TABLE {ks}.{TABLE} (phase text, i int, payload text, PRIMARY KEY ((phase, i))) "
@@ -186,7 +182,8 @@ def agent_phases(s: Settings, rates: tuple[int, ...], duration: float) -> dict[i
             collector.stop()
         session.execute(f"DROP KEYSPACE IF EXISTS {ks}")
         cluster.shutdown()
-        delete_topics(s.kafka_bootstrap, [topic])
+        with contextlib.suppress(Exception):  # best-effort cleanup
+            delete_topics(s.kafka_bootstrap, [topic])
 
 
 def register_table(session: Any, ks: str, received: Received) -> None:
@@ -252,7 +249,7 @@ def baseline_phases(s: Settings, rates: tuple[int, ...], duration: float) -> dic
         key, value = json.loads(r.key), json.loads(r.value)
         received.add(key["phase"], key["i"], value["source"]["ts_us"], r.timestamp, received_ms)
 
-    create_topics(s.kafka_bootstrap, [topic])
+    create_topics(s.kafka_bootstrap, [topic], log_append_time=True)
     collector = Collector(s.kafka_bootstrap, topic, on_record)
     collector.start_and_wait()
     out: dict[int, dict[str, Any]] = {}
@@ -273,7 +270,8 @@ def baseline_phases(s: Settings, rates: tuple[int, ...], duration: float) -> dic
             print(f"    {json.dumps(out[rate])}", flush=True)
     finally:
         collector.stop()
-        delete_topics(s.kafka_bootstrap, [topic])
+        with contextlib.suppress(Exception):  # best-effort cleanup
+            delete_topics(s.kafka_bootstrap, [topic])
     return out
 
 

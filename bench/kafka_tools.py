@@ -1,41 +1,15 @@
-"""Small aiokafka helpers for the benchmarks: LogAppendTime topics and a background topic reader."""
+"""A background topic reader for the benchmarks (topics are made with :func:`app.testing.create_topics`)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-LOG_APPEND_TIME = 1  # ConsumerRecord.timestamp_type
-
-
-async def _admin(bootstrap: str, action: Callable[[Any], Any]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await action(admin)
-    finally:
-        await admin.close()
-
-
-def create_topics(bootstrap: str, topics: list[str]) -> None:
-    """One partition each, ``message.timestamp.type=LogAppendTime`` (record time = broker append time)."""
-    from aiokafka.admin import NewTopic
-
-    config = {"message.timestamp.type": "LogAppendTime"}
-    new = [NewTopic(t, 1, 1, topic_configs=config) for t in topics]
-    asyncio.run(_admin(bootstrap, lambda a: a.create_topics(new)))
-
-
-def delete_topics(bootstrap: str, topics: list[str]) -> None:
-    with contextlib.suppress(Exception):
-        asyncio.run(_admin(bootstrap, lambda a: a.delete_topics(topics)))
+from app.testing import LOG_APPEND_TIME
 
 
 class Collector(threading.Thread):

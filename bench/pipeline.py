@@ -4,7 +4,7 @@ Phases (each keyspace private to this run, dropped at the end with its topics an
 
 1. Throughput. ``N`` synthetic events in the agent's exact JSON shape (70 % inserts, 20 % partial updates,
    10 % row deletes over 20,000 rows of a table with a composite key and 9 scalar columns) are pre-loaded into
-   ``cdc.<ks>.thr``; then a worker (``app.harness.WorkerProcess``) starts. A poller reads the
+   ``cdc.<ks>.thr``; then a worker (``app.testing.WorkerProcess``) starts. A poller reads the
    worker's ``_cdc_checkpoints.next_offset`` every ``POLL_S``: start-up = time to the first commit; steady
    events/s = events committed after the first commit / time from it to the last. RSS: ``/proc/<pid>/status``
    (VmRSS sampled, VmHWM at the end). Variant: the same with a ``set<text>`` column (read-back from Cassandra).
@@ -45,9 +45,23 @@ from typing import Any
 import orjson
 import psycopg
 
-from app.harness import debezium_cell, debezium_source, free_port, paced
+from app.demo.pacing import paced
+from app.testing import (
+    WorkerProcess,
+    create_cdc_keyspace,
+    create_topics,
+    debezium_cell,
+    debezium_source,
+    delete_topics,
+    drop_pg_schema,
+    end_offsets,
+    free_port,
+    now_us,
+    unique,
+    wait_applied,
+)
 from bench.common import Services, header, machine_info, now_iso, summary
-from bench.kafka_tools import Collector, create_topics, delete_topics
+from bench.kafka_tools import Collector
 from bench.raw_loop import run_raw_loop
 from stack.config import Settings
 
@@ -98,10 +112,6 @@ PG_TYPES |= {"timestamp": "bigint", "uuid": "uuid", "decimal": "numeric", "set<t
 def table_definition(with_set: bool) -> str:
     cols = [*KEY, *SCALARS, *((("tags", "set<text>"),) if with_set else ())]
     return ", ".join(f"{n} {t}" for n, t in cols) + ", PRIMARY KEY ((tenant, id), c)"
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 # --- synthetic Debezium events --------------------------------------------------------------------------
@@ -381,8 +391,6 @@ def histogram_quantiles(before: dict[float, float], after: dict[float, float]) -
 def worker(
     keyspace: str, workdir: Path, pg_dsn: str, bootstrap: str
 ) -> Iterator[tuple[Any, CheckpointPoller, MemorySampler]]:
-    from app.harness import WorkerProcess, unique
-
     proc = WorkerProcess(
         keyspaces=[keyspace],
         workdir=workdir,
@@ -407,7 +415,8 @@ def worker(
         proc.stop()
         with contextlib.suppress(Exception), psycopg.connect(pg_dsn, autocommit=True) as conn:
             conn.execute("DELETE FROM _cdc_checkpoints WHERE group_id = %s", (proc.app_id,))
-        delete_topics(bootstrap, [f"{proc.app_id}-{name}" for name in FAUST_TOPICS])
+        with contextlib.suppress(Exception):  # best-effort cleanup
+            delete_topics(bootstrap, [f"{proc.app_id}-{name}" for name in FAUST_TOPICS])
 
 
 def _check_alive(proc: Any) -> None:
@@ -420,8 +429,6 @@ def _check_alive(proc: Any) -> None:
 
 def throughput(s: Settings, keyspace: str, topic: str, end: int, workdir: Path) -> dict[str, Any]:
     """Start a worker over a pre-loaded topic (``end`` = its end offset) and time the catch-up."""
-    from app.harness import wait_applied
-
     with worker(keyspace, workdir, s.pg_dsn, s.kafka_bootstrap) as (proc, poller, sampler):
         started = time.time()
         deadline = time.monotonic() + DRAIN_TIMEOUT_S + end / 500
@@ -650,12 +657,21 @@ def cql_step(
 # --- phase 5: where the time goes (in-process applier) --------------------------------------------------
 
 
+@dataclass
+class _Call:
+    """One call in progress under :class:`StageTimer`."""
+
+    path: str
+    start: float
+    child_time: float = 0.0
+
+
 class StageTimer:
     """Exclusive wall time per call path (``apply/write/copy`` ...), from wrappers installed with
     :meth:`wrap`; nested calls are subtracted from their caller."""
 
     def __init__(self) -> None:
-        self.stack: list[list[Any]] = []  # [path, start, child_time]
+        self.stack: list[_Call] = []
         self.exclusive: dict[str, float] = {}
         self.calls: dict[str, int] = {}
         self.restore: list[Callable[[], None]] = []
@@ -665,18 +681,18 @@ class StageTimer:
         timer = self
 
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            path = f"{timer.stack[-1][0]}/{label}" if timer.stack else label
-            frame: list[Any] = [path, time.perf_counter(), 0.0]
-            timer.stack.append(frame)
+            path = f"{timer.stack[-1].path}/{label}" if timer.stack else label
+            call = _Call(path, time.perf_counter())
+            timer.stack.append(call)
             try:
                 return original(*args, **kwargs)
             finally:
                 timer.stack.pop()
-                elapsed = time.perf_counter() - frame[1]
-                timer.exclusive[path] = timer.exclusive.get(path, 0.0) + elapsed - frame[2]
+                elapsed = time.perf_counter() - call.start
+                timer.exclusive[path] = timer.exclusive.get(path, 0.0) + elapsed - call.child_time
                 timer.calls[path] = timer.calls.get(path, 0) + 1
                 if timer.stack:
-                    timer.stack[-1][2] += elapsed
+                    timer.stack[-1].child_time += elapsed
 
         setattr(owner, attr, wrapped)
         self.restore.append(lambda: setattr(owner, attr, original))
@@ -802,17 +818,8 @@ def profile_applier(s: Settings, session: Any, keyspace: str) -> dict[str, Any]:
 # --- the run --------------------------------------------------------------------------------------------
 
 
-def _drop_pg_schema(dsn: str, schema: str) -> None:
-    with contextlib.suppress(Exception), psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(psycopg.sql.Identifier(schema))
-        )
-
-
 def run() -> dict[str, Any]:
     from cassandra.cluster import Cluster
-
-    from app.harness import create_cdc_keyspace, wait_applied
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -835,7 +842,7 @@ def run() -> dict[str, Any]:
         session.default_timeout = 60
         collector: Collector | None = None
         try:
-            create_topics(s.kafka_bootstrap, topics)
+            create_topics(s.kafka_bootstrap, topics, log_append_time=True)
             print("  creating keyspaces and waiting for the agent to capture them ...", flush=True)
             create_cdc_keyspace(
                 session, ks_thr, {"thr": table_definition(False)}, s.topic_prefix, s.kafka_bootstrap
@@ -856,8 +863,6 @@ def run() -> dict[str, Any]:
             load_set = preload(
                 s.kafka_bootstrap, t_set, EventGen(ks_set, "thr_set", True, seed=2), N_SET_EVENTS
             )
-            from app.harness import end_offsets
-
             ends = asyncio.run(end_offsets(s.kafka_bootstrap, [t_thr, t_set]))
             end_thr, end_set = ends[(t_thr, 0)], ends[(t_set, 0)]
             print(f"    {load_thr}\n    {load_set}", flush=True)
@@ -922,9 +927,11 @@ def run() -> dict[str, Any]:
             for ks in (ks_thr, ks_set, ks_lat):
                 with contextlib.suppress(Exception):
                     session.execute(f"DROP KEYSPACE IF EXISTS {ks}")
-                _drop_pg_schema(s.pg_dsn, ks)
+                with contextlib.suppress(Exception):
+                    drop_pg_schema(s.pg_dsn, ks)
             cluster.shutdown()
-            delete_topics(s.kafka_bootstrap, topics)
+            with contextlib.suppress(Exception):  # best-effort cleanup
+                delete_topics(s.kafka_bootstrap, topics)
             shutil.rmtree(workdir, ignore_errors=True)
     return {
         "benchmark": "pipeline",

@@ -32,8 +32,8 @@ Known limitation of the Debezium Cassandra agent (checked with 3.4.1.Final): it 
 whose columns have different types. Every cell struct in the ``after`` record is named ``cell_value``, so
 the Avro converter sees several different records under one name; serialisation fails with
 ``UnresolvedUnionException`` and the agent stops. Avro therefore only works for producers that give each
-cell record its own name (the integration tests produce such events themselves); the JSON converter is what
-the agent can run today.
+cell record its own name (the integration tests produce such events themselves, with schemas from
+:func:`app.testing.debezium_like_schemas`); the JSON converter is what the agent can run today.
 """
 
 from __future__ import annotations
@@ -288,108 +288,3 @@ def _is_map_entry(schema: Any) -> bool:
     short = str(schema.get("name", "")).rsplit(".", 1)[-1]
     tagged = short.startswith("MapEntry") or schema.get("connect.internal.type") == "MapEntry"
     return tagged and names == {"key", "value"}
-
-
-# -- Debezium-like schemas (producers and tests) --------------------------------------------------------
-def debezium_like_schemas(
-    keyspace: str,
-    table: str,
-    key: list[tuple[str, Any]],
-    columns: list[tuple[str, Any]],
-    namespace: str = "cdc",
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(key schema, value schema)`` shaped like the Debezium Cassandra agent's events under Confluent's
-    AvroConverter, except that every cell record has its own name (``cell_<column>``), which the agent does
-    not do (see the module docstring). ``key`` / ``columns`` are ``(name, Avro type)``; key values are
-    optional (clustering values are null in partition and range deletes)."""
-    space = f"{namespace}.{keyspace}.{table}"
-    key_schema = {
-        "type": "record",
-        "name": "Key",
-        "namespace": space,
-        "fields": [{"name": n, "type": ["null", t], "default": None} for n, t in key],
-    }
-    cells = [
-        {
-            "name": name,
-            "type": [
-                "null",
-                {
-                    "type": "record",
-                    "name": f"cell_{name}",
-                    "fields": [
-                        {"name": "value", "type": ["null", avro_type], "default": None},
-                        {"name": "deletion_ts", "type": ["null", "long"], "default": None},
-                        {"name": "set", "type": "boolean"},
-                    ],
-                },
-            ],
-            "default": None,
-        }
-        for name, avro_type in [*key, *columns]
-    ]
-    bound = {
-        "type": "record",
-        "name": "range_bound",
-        "fields": [
-            {"name": "method", "type": "string"},
-            {
-                "name": "values",
-                "type": {
-                    "type": "array",
-                    "items": {
-                        "type": "record",
-                        "name": "clustering_value",
-                        "fields": [
-                            {"name": "name", "type": "string"},
-                            {"name": "value", "type": "string"},
-                            {"name": "type", "type": "string"},
-                        ],
-                    },
-                },
-            },
-        ],
-    }
-    optional_string = ["null", "string"]
-    source = {
-        "type": "record",
-        "name": "Source",
-        "namespace": "io.debezium.connector.cassandra",
-        "fields": [
-            {"name": "version", "type": "string"},
-            {"name": "connector", "type": "string"},
-            {"name": "name", "type": "string"},
-            {"name": "ts_ms", "type": "long"},
-            {"name": "snapshot", "type": optional_string, "default": None},
-            {"name": "db", "type": "string"},
-            {"name": "sequence", "type": optional_string, "default": None},
-            {"name": "ts_us", "type": ["null", "long"], "default": None},
-            {"name": "ts_ns", "type": ["null", "long"], "default": None},
-            {"name": "cluster", "type": "string"},
-            {"name": "file", "type": "string"},
-            {"name": "pos", "type": "int"},
-            {"name": "keyspace", "type": "string"},
-            {"name": "table", "type": "string"},
-        ],
-    }
-    after = {
-        "type": "record",
-        "name": "after",
-        "fields": [
-            *cells,
-            {"name": "_range_start", "type": ["null", bound], "default": None},
-            {"name": "_range_end", "type": ["null", "range_bound"], "default": None},
-        ],
-    }
-    value_schema = {
-        "type": "record",
-        "name": "Envelope",
-        "namespace": space,
-        "fields": [
-            {"name": "ts_ms", "type": "long"},
-            {"name": "op", "type": "string"},
-            {"name": "source", "type": source},
-            {"name": "after", "type": after},
-        ],
-    }
-    return key_schema, value_schema

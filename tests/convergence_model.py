@@ -7,12 +7,23 @@ for each row, the newest covering deletion, then per column the winning cell amo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
-from models.mutations import BoundKind, Key, Mutation, PartitionDelete, RangeDelete, RowDelete, RowWrite
+from models.mutations import (
+    BoundKind,
+    CellWrite,
+    Key,
+    Mutation,
+    PartitionDelete,
+    RangeDelete,
+    RowDelete,
+    RowWrite,
+)
 
 
-def _cmp(a: object, b: object, desc: bool) -> int:
-    result = (a > b) - (a < b)  # type: ignore[operator]
+def _cmp(a: Any, b: Any, desc: bool) -> int:
+    """Compare two clustering values of one column (any type CQL orders)."""
+    result = int(a > b) - int(a < b)
     return -result if desc else result
 
 
@@ -65,16 +76,16 @@ def expected_rows(
                 row[column] = None
                 continue
 
-            def rank(item: tuple[int, object], column: str = column) -> tuple[object, ...]:
+            def rank(item: tuple[int, CellWrite], column: str = column) -> tuple[int, bool, bool, int, bytes]:
                 ts, cw = item
-                tomb = cw.value is None  # type: ignore[attr-defined]
-                exp = cw.expires_at  # type: ignore[attr-defined]
-                body = b"" if tomb else value_bytes(column, cw.value)  # type: ignore[attr-defined]
+                tomb = cw.value is None
+                exp = cw.expires_at
+                body = b"" if tomb else value_bytes(column, cw.value)
                 return (ts, tomb or exp is not None, tomb, exp or 0, body)
 
             _, winner = max(candidates, key=rank)
-            alive = winner.value is not None and (winner.expires_at is None or winner.expires_at > now_us)  # type: ignore[attr-defined]
-            row[column] = winner.value if alive else None  # type: ignore[attr-defined]
+            alive = winner.value is not None and (winner.expires_at is None or winner.expires_at > now_us)
+            row[column] = winner.value if alive else None
             live = live or alive
         markers = [
             (w.ts, w.marker_expires_at is not None, w.marker_expires_at or 0) for w in survivors if w.marker

@@ -20,8 +20,8 @@ from typing import Any
 
 from cassandra.util import Duration
 
+from app.demo.pacing import paced
 from app.demo.schema import KEYSPACE
-from app.harness import paced
 
 TENANTS = ("acme", "globex", "initech", "umbrella")
 

@@ -20,9 +20,9 @@ from psycopg import sql
 from app.cassandra_session import connect
 from app.compare import TableDiff
 from app.demo import generator, schema
-from app.harness import WorkerProcess, compare_keyspace, end_offsets, wait_applied, wait_captured
 from app.settings import Settings
 from app.sink.checkpoints import ensure_meta
+from app.testing import WorkerProcess, compare_keyspace, end_offsets, wait_applied, wait_captured
 
 Say = Callable[[str], None]
 DEMO_APP_ID = "cdc-demo"

@@ -1,20 +1,60 @@
-"""Fixtures shared by the real-stack tests."""
+"""Fixtures shared by the real-stack tests: a Cassandra session, the test's keyspace, worker processes."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cassandra.cluster import Cluster
 
+from app.testing import StartWorker, WorkerProcess, drop_pg_schema, free_port, unique
+from tests.stack_fixtures import marker_services
+
 
 @pytest.fixture(scope="session")
 def cql(cassandra_contact: tuple[str, int]) -> Iterator[Any]:
     """A cassandra-driver session on the stack's Cassandra (no keyspace bound)."""
+    logging.getLogger("cassandra").setLevel(logging.ERROR)
     host, port = cassandra_contact
-    cluster = Cluster([host], port=port, protocol_version=5)
+    cluster = Cluster([host], port=port, protocol_version=5, connect_timeout=10)
     session = cluster.connect()
     session.default_timeout = 30
-    yield session
-    cluster.shutdown()
+    try:
+        yield session
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture
+def keyspace(request: pytest.FixtureRequest, cql: Any) -> Iterator[str]:
+    """A fresh keyspace name, ``it_<test module>_<random>``. The test creates the keyspace (with CDC tables or
+    without); afterwards it is dropped, with its PostgreSQL schema when the test uses postgres."""
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    name = unique(f"it_{module}")
+    pg_dsn: str | None = None
+    if "postgres" in marker_services(request.node):
+        pg_dsn = request.getfixturevalue("pg_dsn")
+    yield name
+    cql.execute(f"DROP KEYSPACE IF EXISTS {name}")
+    if pg_dsn is not None:
+        drop_pg_schema(pg_dsn, name)
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
+    """``start_worker(keyspaces, **WorkerProcess fields)`` starts a ``cdc worker`` process (own group, state
+    and web port); every worker started is stopped after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(keyspaces: list[str], **fields: Any) -> WorkerProcess:
+        worker = WorkerProcess(keyspaces, tmp_path, free_port(), **fields)
+        started.append(worker)
+        worker.start()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

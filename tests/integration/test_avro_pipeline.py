@@ -9,24 +9,31 @@ mirror must end up equal to Cassandra.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import io
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import fastavro
 import psycopg
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from schema_registry.client import SchemaRegistryClient
 from schema_registry.client.schema import AvroSchema
 
-from app.harness import WorkerProcess, compare_keyspace, debezium_source, free_port, unique, wait_applied
-from models.avro import debezium_like_schemas, frame
+from app.testing import (
+    StartWorker,
+    compare_keyspace,
+    create_keyspace,
+    create_topics,
+    debezium_like_schemas,
+    debezium_source,
+    free_port,
+    now_us,
+    produce,
+    wait_applied,
+)
+from app.testing import debezium_cell as cell
+from models.avro import frame
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres", "kafka", "cassandra", "apicurio")]
 
@@ -63,27 +70,6 @@ UNKNOWN_SCHEMA_ID = 2**31 - 1
 AT_MS = 1562202942545
 
 
-@pytest.fixture
-def keyspace(cql: Any, pg_dsn: str) -> Iterator[str]:
-    name = unique("it_avro")
-    cql.execute(
-        f"CREATE KEYSPACE {name} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
-    )
-    cql.execute(f"CREATE TABLE {name}.{TABLE} ({DEFINITION})")
-    yield name
-    cql.execute(f"DROP KEYSPACE IF EXISTS {name}")
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.stop()
-
-
 class AvroTopic:
     """The table's topic with its key/value schemas registered; encodes events in the wire format."""
 
@@ -97,15 +83,7 @@ class AvroTopic:
         client = SchemaRegistryClient(REGISTRY)
         self.key_id = client.register(f"{self.topic}-key", AvroSchema(self.key_schema))
         self.value_id = client.register(f"{self.topic}-value", AvroSchema(self.value_schema))
-        asyncio.run(self._create())
-
-    async def _create(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(self.topic, 1, 1)])
-        finally:
-            await admin.close()
+        create_topics(bootstrap, [self.topic])
 
     @staticmethod
     def _encode(schema: Any, datum: Any) -> bytes:
@@ -127,19 +105,15 @@ class AvroTopic:
         )
 
     def produce(self, records: list[tuple[bytes | None, bytes]]) -> list[int]:
-        async def go() -> list[int]:
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True)
-            await producer.start()
-            try:
-                return [(await producer.send_and_wait(self.topic, value=v, key=k)).offset for k, v in records]
-            finally:
-                await producer.stop()
-
-        return asyncio.run(go())
+        return [offset for _, offset in produce(self.bootstrap, self.topic, records)]
 
 
-def cell(value: Any, deletion_ts: int | None = None) -> dict[str, Any]:
-    return {"value": value, "deletion_ts": deletion_ts, "set": True}
+@pytest.fixture
+def avro_topic(cql: Any, keyspace: str, kafka_bootstrap: str, topic_prefix: str) -> AvroTopic:
+    """The keyspace with its table (without CDC: no agent events interleave) and the table's Avro topic."""
+    create_keyspace(cql, keyspace)
+    cql.execute(f"CREATE TABLE {keyspace}.{TABLE} ({DEFINITION})")
+    return AvroTopic(kafka_bootstrap, topic_prefix, keyspace)
 
 
 def row_cells(
@@ -184,16 +158,10 @@ def dead_letters(pg_dsn: str, topic: str) -> list[tuple[Any, ...]]:
 
 
 def test_avro_events_are_applied(
-    cql: Any,
-    keyspace: str,
-    workers: list[WorkerProcess],
-    tmp_path: Path,
-    pg_dsn: str,
-    kafka_bootstrap: str,
-    topic_prefix: str,
+    cql: Any, keyspace: str, avro_topic: AvroTopic, start_worker: StartWorker, pg_dsn: str
 ) -> None:
-    t = AvroTopic(kafka_bootstrap, topic_prefix, keyspace)
-    base = time.time_ns() // 1000
+    t = avro_topic
+    base = now_us()
     records: list[tuple[bytes | None, bytes]] = []
     statements: list[str] = []
 
@@ -255,10 +223,8 @@ def test_avro_events_are_applied(
     unknown = (None, frame(UNKNOWN_SCHEMA_ID, b"\x02"))
     offsets = t.produce([*records, unknown])
 
-    worker = WorkerProcess([keyspace], tmp_path, free_port(), extra_env={"CDC_REGISTRY__URL": REGISTRY})
-    workers.append(worker)
-    worker.start()
-    wait_applied(pg_dsn, worker.app_id, kafka_bootstrap, [t.topic], timeout=120)
+    worker = start_worker([keyspace], extra_env={"CDC_REGISTRY__URL": REGISTRY})
+    wait_applied(pg_dsn, worker.app_id, t.bootstrap, [t.topic], timeout=120)
 
     diffs = compare_keyspace(cql, pg_dsn, keyspace, [TABLE])
     assert all(d.equal for d in diffs), [d.summary() for d in diffs] + [worker.log_tail()]
@@ -277,29 +243,18 @@ def test_avro_events_are_applied(
 
 
 def test_registry_down_is_retried_not_dead_lettered(
-    cql: Any,
-    keyspace: str,
-    workers: list[WorkerProcess],
-    tmp_path: Path,
-    pg_dsn: str,
-    kafka_bootstrap: str,
-    topic_prefix: str,
+    cql: Any, keyspace: str, avro_topic: AvroTopic, start_worker: StartWorker, pg_dsn: str
 ) -> None:
-    t = AvroTopic(kafka_bootstrap, topic_prefix, keyspace)
-    ts = time.time_ns() // 1000
+    t = avro_topic
+    ts = now_us()
     cql.execute(insert_cql(keyspace, ts, 9, 9, "late", 9, b"\x09", 9.5, {9: "nine"}))
     [offset] = t.produce(
         [t.event("i", ts, {"id": 9, "seq": 9}, row_cells(9, 9, "late", 9, b"\x09", 9.5, {9: "nine"}))]
     )
 
-    down = WorkerProcess(
-        [keyspace],
-        tmp_path,
-        free_port(),
-        extra_env={"CDC_REGISTRY__URL": f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"},
+    down = start_worker(
+        [keyspace], extra_env={"CDC_REGISTRY__URL": f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"}
     )
-    workers.append(down)
-    down.start()
     deadline = time.monotonic() + 90
     while "transient failure, retrying" not in down.log_tail(400) and time.monotonic() < deadline:
         time.sleep(1)
@@ -317,10 +272,8 @@ def test_registry_down_is_retried_not_dead_lettered(
     down.kill9()
 
     # a fresh group (its old member would hold the partition until the session timeout) with the registry up
-    up = WorkerProcess([keyspace], tmp_path, free_port(), extra_env={"CDC_REGISTRY__URL": REGISTRY})
-    workers.append(up)
-    up.start()
-    wait_applied(pg_dsn, up.app_id, kafka_bootstrap, [t.topic], timeout=120)
+    up = start_worker([keyspace], extra_env={"CDC_REGISTRY__URL": REGISTRY})
+    wait_applied(pg_dsn, up.app_id, t.bootstrap, [t.topic], timeout=120)
     assert dead_letters(pg_dsn, t.topic) == []
     diffs = compare_keyspace(cql, pg_dsn, keyspace, [TABLE])
     assert all(d.equal for d in diffs), [d.summary() for d in diffs] + [up.log_tail()]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from app.harness import unique
 from app.sink.checkpoints import Fenced, advance, claim, ensure_meta
+from app.testing import unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres")]
 

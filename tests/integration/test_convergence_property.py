@@ -43,7 +43,8 @@ COLUMNS = ("a", "b")
 
 def value_bytes(column: str, value: object) -> bytes:
     if column == "a":
-        return int(value).to_bytes(4, "big", signed=True)  # type: ignore[call-overload]
+        assert isinstance(value, int)
+        return value.to_bytes(4, "big", signed=True)
     return str(value).encode()
 
 

@@ -10,24 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 import psycopg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
-from app.harness import (
-    WorkerProcess,
+from app.testing import (
+    StartWorker,
     compare_keyspace,
     create_cdc_keyspace,
     debezium_source,
-    free_port,
-    unique,
+    now_us,
+    produce,
     wait_applied,
 )
+from app.testing import debezium_cell as cell
 from models.avro import frame
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres", "kafka", "cassandra", "debezium")]
@@ -37,43 +36,10 @@ DEFINITION = "id int, seq int, name text, qty int, PRIMARY KEY (id, seq)"
 DLQ_TOPIC = "dlq-events"
 
 
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-@pytest.fixture
-def keyspace(cql: Any, pg_dsn: str) -> Iterator[str]:
-    name = unique("it_dlq")
-    yield name
-    cql.execute(f"DROP KEYSPACE IF EXISTS {name}")
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-
-
 def event(keyspace: str, table: str, op: str, after: dict[str, Any]) -> bytes:
     ts = now_us()
     source = debezium_source(keyspace, table, ts, file="CommitLog-7-0.log", pos=0)
     return orjson.dumps({"ts_ms": ts // 1000, "op": op, "source": source, "after": after})
-
-
-def cell(value: Any) -> dict[str, Any]:
-    return {"value": value, "deletion_ts": None, "set": True}
-
-
-async def produce(
-    bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]
-) -> list[tuple[int, int]]:
-    """Send in order; ``(partition, offset)`` of each."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        where = []
-        for key, value in records:
-            meta = await producer.send_and_wait(topic, value=value, key=key)
-            where.append((meta.partition, meta.offset))
-        return where
-    finally:
-        await producer.stop()
 
 
 async def read_dead_letters(bootstrap: str, origin_topic: str, count: int, timeout: float) -> list[Any]:
@@ -98,7 +64,7 @@ async def read_dead_letters(bootstrap: str, origin_topic: str, count: int, timeo
 
 
 def test_bad_records_are_dead_lettered_and_the_stream_goes_on(
-    cql: Any, keyspace: str, tmp_path: Path, pg_dsn: str, kafka_bootstrap: str, topic_prefix: str
+    cql: Any, keyspace: str, start_worker: StartWorker, pg_dsn: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     create_cdc_keyspace(cql, keyspace, {TABLE: DEFINITION}, topic_prefix, kafka_bootstrap)
     topic = f"{topic_prefix}.{keyspace}.{TABLE}"
@@ -124,7 +90,7 @@ def test_bad_records_are_dead_lettered_and_the_stream_goes_on(
         "avro_without_registry": (None, frame(1, b"\x02\x04")),
     }
     reasons = list(bad)
-    positions = asyncio.run(produce(kafka_bootstrap, topic, [bad[r] for r in reasons]))
+    positions = produce(kafka_bootstrap, topic, [bad[r] for r in reasons])
     expected = {reason: pos for reason, pos in zip(reasons, positions, strict=True)}
 
     # valid writes after the bad records: the stream must go past them
@@ -133,70 +99,66 @@ def test_bad_records_are_dead_lettered_and_the_stream_goes_on(
     for i in range(3):
         cql.execute(f"INSERT INTO {keyspace}.{TABLE} (id, seq, name, qty) VALUES (2, {i}, 'm{i}', {10 + i})")
 
-    worker = WorkerProcess([keyspace], tmp_path, free_port())
-    worker.start()
-    try:
-        diffs: list[Any] = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # the agent's capture lags the CQL writes by up to seconds
-            wait_applied(pg_dsn, worker.app_id, kafka_bootstrap, [topic], timeout=120)
-            diffs = compare_keyspace(cql, pg_dsn, keyspace, [TABLE])
-            if all(d.equal for d in diffs):
-                break
-            time.sleep(2)
-        assert all(d.equal for d in diffs), [d.summary() for d in diffs] + [worker.log_tail()]
+    worker = start_worker([keyspace])
+    diffs: list[Any] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the agent's capture lags the CQL writes by up to seconds
+        wait_applied(pg_dsn, worker.app_id, kafka_bootstrap, [topic], timeout=120)
+        diffs = compare_keyspace(cql, pg_dsn, keyspace, [TABLE])
+        if all(d.equal for d in diffs):
+            break
+        time.sleep(2)
+    assert all(d.equal for d in diffs), [d.summary() for d in diffs] + [worker.log_tail()]
 
-        with psycopg.connect(pg_dsn) as conn:
-            rows = conn.execute(
-                """SELECT error_type, partition, "offset", key, value, error_message FROM _cdc_dlq_records
-                   WHERE topic = %s ORDER BY "offset\"""",
-                (topic,),
+    with psycopg.connect(pg_dsn) as conn:
+        rows = conn.execute(
+            """SELECT error_type, partition, "offset", key, value, error_message FROM _cdc_dlq_records
+               WHERE topic = %s ORDER BY "offset\"""",
+            (topic,),
+        ).fetchall()
+        mirror = conn.execute(
+            f'SELECT id, seq, name, qty FROM "{keyspace}"."{TABLE}" ORDER BY id, seq'
+        ).fetchall()
+        checkpoints: dict[int, int] = dict(
+            conn.execute(
+                "SELECT partition, next_offset FROM _cdc_checkpoints WHERE group_id = %s AND topic = %s",
+                (worker.app_id, topic),
             ).fetchall()
-            mirror = conn.execute(
-                f'SELECT id, seq, name, qty FROM "{keyspace}"."{TABLE}" ORDER BY id, seq'
-            ).fetchall()
-            checkpoints = dict(
-                conn.execute(
-                    "SELECT partition, next_offset FROM _cdc_checkpoints WHERE group_id = %s AND topic = %s",
-                    (worker.app_id, topic),
-                ).fetchall()
-            )
-        got = {row[0]: (row[1], row[2]) for row in rows}
-        assert got == expected, worker.log_tail()
-        assert len(rows) == len(expected)
-        for error_type, _, _, key, value, message in rows:
-            assert (bytes(key) if key is not None else None, bytes(value)) == bad[error_type]
-            assert message
-        by_type = {row[0]: row[5] for row in rows}
-        assert "no_such_table" in by_type["unknown_table"]
-        assert "colour" in by_type["unknown_column"]
-        assert "qty" in by_type["value_mapping_error"]
-        assert "registry" in by_type["avro_without_registry"]
+        )
+    got = {row[0]: (row[1], row[2]) for row in rows}
+    assert got == expected, worker.log_tail()
+    assert len(rows) == len(expected)
+    for error_type, _, _, key, value, message in rows:
+        assert (bytes(key) if key is not None else None, bytes(value)) == bad[error_type]
+        assert message
+    by_type = {row[0]: row[5] for row in rows}
+    assert "no_such_table" in by_type["unknown_table"]
+    assert "colour" in by_type["unknown_column"]
+    assert "qty" in by_type["value_mapping_error"]
+    assert "registry" in by_type["avro_without_registry"]
 
-        assert mirror == [
-            (1, 1, "n1", 1),
-            (1, 2, "n2", 2),
-            (1, 3, "n3", 3),
-            (1, 4, "n4", 40),
-            (2, 0, "m0", 10),
-            (2, 1, "m1", 11),
-            (2, 2, "m2", 12),
-        ]
-        for partition, offset in expected.values():
-            assert checkpoints[partition] > offset
+    assert mirror == [
+        (1, 1, "n1", 1),
+        (1, 2, "n2", 2),
+        (1, 3, "n3", 3),
+        (1, 4, "n4", 40),
+        (2, 0, "m0", 10),
+        (2, 1, "m1", 11),
+        (2, 2, "m2", 12),
+    ]
+    for partition, offset in expected.values():
+        assert checkpoints[partition] > offset
 
-        letters = asyncio.run(read_dead_letters(kafka_bootstrap, topic, len(expected), timeout=60))
-        published = {}
-        for record in letters:
-            headers = dict(record.headers)
-            published[headers["cdc.error.type"].decode()] = (
-                int(headers["cdc.origin.partition"]),
-                int(headers["cdc.origin.offset"]),
-                record.key,
-                record.value,
-            )
-        assert published == {
-            reason: (partition, offset, *bad[reason]) for reason, (partition, offset) in expected.items()
-        }
-    finally:
-        worker.stop()
+    letters = asyncio.run(read_dead_letters(kafka_bootstrap, topic, len(expected), timeout=60))
+    published = {}
+    for record in letters:
+        headers = dict(record.headers)
+        published[headers["cdc.error.type"].decode()] = (
+            int(headers["cdc.origin.partition"]),
+            int(headers["cdc.origin.offset"]),
+            record.key,
+            record.value,
+        )
+    assert published == {
+        reason: (partition, offset, *bad[reason]) for reason, (partition, offset) in expected.items()
+    }

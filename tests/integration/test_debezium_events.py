@@ -1,8 +1,8 @@
 """The Debezium Cassandra agent's change events, statement by statement, on a real local stack.
 
-Own keyspace ``it_events_<random>`` with a CDC table keyed ``((tenant, id), seq, sub)``; every statement carries
-``USING TIMESTAMP <now in µs>`` so ``source.ts_us`` is known exactly and the capture latency (Kafka
-LogAppendTime of the record minus ``source.ts_us``) is real time. The topic is created before the table with
+Own keyspace ``it_debezium_events_<random>`` with a CDC table keyed ``((tenant, id), seq, sub)``; every
+statement carries ``USING TIMESTAMP <now in µs>`` so ``source.ts_us`` is known exactly and the capture latency
+(Kafka LogAppendTime of the record minus ``source.ts_us``) is real time. The topic is created before the table with
 ``message.timestamp.type=LogAppendTime`` (the broker default is CreateTime, stamped by the agent's producer).
 """
 
@@ -10,29 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import statistics
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from app.testing import LOG_APPEND_TIME, create_keyspace, create_topics, delete_topics, now_us
+from app.testing import debezium_cell as cell
+
 pytestmark = [pytest.mark.integration, pytest.mark.services("kafka", "cassandra", "debezium")]
 
 TABLE = "events"
 REGULAR = ("name", "qty", "tags")
 KEY = ("tenant", "id", "seq", "sub")
-LOG_APPEND_TIME = 1  # aiokafka ConsumerRecord.timestamp_type
 PROBE_TENANT = "probe"
 REGISTER_TIMEOUT = 120.0
 EVENTS_TIMEOUT = 60.0
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 @dataclass(frozen=True)
@@ -68,71 +64,20 @@ class Event:
         return json.dumps([self.key, value], sort_keys=True)
 
 
-# --- Cassandra -------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def cql_session(cassandra_contact: tuple[str, int]) -> Iterator[Any]:
-    from cassandra.cluster import Cluster
-
-    logging.getLogger("cassandra").setLevel(logging.ERROR)
-    host, port = cassandra_contact
-    cluster = Cluster([host], port=port, connect_timeout=10)
-    session = cluster.connect()
-    session.default_timeout = 30
-    try:
-        yield session
-    finally:
-        cluster.shutdown()
-
-
-@pytest.fixture(scope="module")
-def keyspace(cql_session: Any) -> Iterator[str]:
-    name = f"it_events_{uuid.uuid4().hex[:10]}"
-    cql_session.execute(
-        f"CREATE KEYSPACE {name} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
-    )
-    try:
-        yield name
-    finally:
-        cql_session.execute(f"DROP KEYSPACE IF EXISTS {name}")
-
-
 # --- Kafka -----------------------------------------------------------------------------------------
 
 
-async def create_topic(bootstrap: str, topic: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        config = {"message.timestamp.type": "LogAppendTime"}
-        await admin.create_topics([NewTopic(topic, 1, 1, topic_configs=config)])
-    finally:
-        await admin.close()
-
-
-async def delete_topic(bootstrap: str, topic: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([topic])
-    finally:
-        await admin.close()
-
-
 @pytest.fixture
-def topic(keyspace: str, kafka_bootstrap: str, topic_prefix: str) -> Iterator[str]:
-    """The table's topic, created before the table with LogAppendTime (broker default: CreateTime)."""
+def topic(cql: Any, keyspace: str, kafka_bootstrap: str, topic_prefix: str) -> Iterator[str]:
+    """The keyspace, then the table's topic, created before the table with LogAppendTime (broker default:
+    CreateTime)."""
+    create_keyspace(cql, keyspace)
     name = f"{topic_prefix}.{keyspace}.{TABLE}"
-    asyncio.run(create_topic(kafka_bootstrap, name))
+    create_topics(kafka_bootstrap, [name], log_append_time=True)
     try:
         yield name
     finally:
-        asyncio.run(delete_topic(kafka_bootstrap, name))
+        delete_topics(kafka_bootstrap, [name])
 
 
 class TopicReader:
@@ -188,10 +133,6 @@ class TopicReader:
 
 
 # --- the test --------------------------------------------------------------------------------------
-
-
-def cell(value: Any, deletion_ts: int | None = None) -> dict[str, Any]:
-    return {"value": value, "deletion_ts": deletion_ts, "set": True}
 
 
 ALL = {*KEY, *REGULAR}
@@ -310,23 +251,23 @@ def wait_registered(session: Any, reader: TopicReader, ks: str) -> None:
 
 
 def test_statement_events(
-    cql_session: Any, keyspace: str, topic: str, kafka_bootstrap: str, record_property: Any
+    cql: Any, keyspace: str, topic: str, kafka_bootstrap: str, record_property: Any
 ) -> None:
     # The agent misses a table created in the same schema refresh as its keyspace: leave a gap.
     time.sleep(3)
-    cql_session.execute(
+    cql.execute(
         f"CREATE TABLE {keyspace}.{TABLE} (tenant text, id int, seq int, sub text, name text, qty int, "
         "tags set<text>, PRIMARY KEY ((tenant, id), seq, sub)) WITH cdc = true"
     )
     reader = TopicReader(kafka_bootstrap, topic)
     reader.start()
     try:
-        wait_registered(cql_session, reader, keyspace)
+        wait_registered(cql, reader, keyspace)
         stmts: list[Statement] = []
         for planned in statements(keyspace):
             # Real-time write timestamps (strictly increasing), 200 ms apart: one latency per statement.
             st = planned.at(max(now_us(), stmts[-1].ts + 1 if stmts else 0))
-            cql_session.execute(st.cql)
+            cql.execute(st.cql)
             stmts.append(st)
             time.sleep(0.2)
         by_ts = {st.ts: st for st in stmts}

@@ -11,22 +11,20 @@ import datetime as dt
 import random
 import time
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from cassandra.util import Duration
 
-from app.harness import (
+from app.testing import (
+    StartWorker,
     WorkerProcess,
     compare_keyspace,
     create_cdc_keyspace,
     end_offsets,
-    free_port,
-    unique,
+    now_us,
     wait_applied,
 )
 
@@ -44,28 +42,6 @@ ALL_TYPES = """
 """
 
 
-@pytest.fixture
-def keyspace(cql: Any) -> Iterator[str]:
-    name = unique("it_e2e")
-    yield name
-    cql.execute(f"DROP KEYSPACE IF EXISTS {name}")
-
-
-@pytest.fixture
-def worker_for(tmp_path: Path) -> Iterator[Any]:
-    workers: list[WorkerProcess] = []
-
-    def start(keyspace: str) -> WorkerProcess:
-        worker = WorkerProcess([keyspace], tmp_path, free_port())
-        worker.start()
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.stop()
-
-
 def assert_converged(cql: Any, pg_dsn: str, keyspace: str, tables: list[str], worker: WorkerProcess) -> None:
     diffs = compare_keyspace(cql, pg_dsn, keyspace, tables)
     report = "\n".join(d.summary() for d in diffs)
@@ -78,7 +54,7 @@ def assert_converged(cql: Any, pg_dsn: str, keyspace: str, tables: list[str], wo
 
 
 def test_every_type_round_trips(
-    cql: Any, keyspace: str, worker_for: Any, pg_dsn: str, kafka_bootstrap: str, topic_prefix: str
+    cql: Any, keyspace: str, start_worker: StartWorker, pg_dsn: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     create_cdc_keyspace(cql, keyspace, {"all_types": ALL_TYPES}, topic_prefix, kafka_bootstrap)
     insert = cql.prepare(
@@ -156,7 +132,7 @@ def test_every_type_round_trips(
     ]
     for row in rows:
         cql.execute(insert, row)
-    worker = worker_for(keyspace)
+    worker = start_worker([keyspace])
     wait_applied(pg_dsn, worker.app_id, kafka_bootstrap, [f"{topic_prefix}.{keyspace}.all_types"])
     assert_converged(cql, pg_dsn, keyspace, ["all_types"], worker)
     with psycopg.connect(pg_dsn) as conn:
@@ -164,7 +140,7 @@ def test_every_type_round_trips(
             f'SELECT vi::text, de::text, du::text, ts FROM "{keyspace}".all_types WHERE id = 1 AND part = %s',
             ("edge",),
         ).fetchone() or (None, None, None, None)
-        types = dict(
+        types: dict[str, str] = dict(
             conn.execute(
                 "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s "
                 "AND table_name = 'all_types'",
@@ -255,12 +231,12 @@ def random_statements(rng: random.Random, keyspace: str, n: int, base_ts: int) -
 
 
 def test_random_out_of_order_workload_converges(
-    cql: Any, keyspace: str, worker_for: Any, pg_dsn: str, kafka_bootstrap: str, topic_prefix: str
+    cql: Any, keyspace: str, start_worker: StartWorker, pg_dsn: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     create_cdc_keyspace(cql, keyspace, {"t": WORKLOAD}, topic_prefix, kafka_bootstrap)
     rng = random.Random(20261126)
-    worker = worker_for(keyspace)
-    base = int(time.time() * 1_000_000)
+    worker = start_worker([keyspace])
+    base = now_us()
     for statement in random_statements(rng, keyspace, 600, base):
         cql.execute(statement)
     wait_applied(pg_dsn, worker.app_id, kafka_bootstrap, [f"{topic_prefix}.{keyspace}.t"])
@@ -269,13 +245,13 @@ def test_random_out_of_order_workload_converges(
 
 
 def test_kill_9_mid_stream_loses_and_duplicates_nothing(
-    cql: Any, keyspace: str, worker_for: Any, pg_dsn: str, kafka_bootstrap: str, topic_prefix: str
+    cql: Any, keyspace: str, start_worker: StartWorker, pg_dsn: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     create_cdc_keyspace(cql, keyspace, {"t": WORKLOAD}, topic_prefix, kafka_bootstrap)
     topic = f"{topic_prefix}.{keyspace}.t"
     rng = random.Random(7)
-    statements = random_statements(rng, keyspace, 1500, int(time.time() * 1_000_000))
-    worker = worker_for(keyspace)
+    statements = random_statements(rng, keyspace, 1500, now_us())
+    worker = start_worker([keyspace])
     chunk = len(statements) // 4
     for round_ in range(4):
         for statement in statements[round_ * chunk : (round_ + 1) * chunk]:
@@ -298,12 +274,12 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
 
 
 def test_table_created_after_start_is_picked_up_without_restart(
-    cql: Any, keyspace: str, worker_for: Any, pg_dsn: str, kafka_bootstrap: str, topic_prefix: str
+    cql: Any, keyspace: str, start_worker: StartWorker, pg_dsn: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    worker = worker_for(keyspace)  # no topic of this keyspace exists yet
+    worker = start_worker([keyspace])  # no topic of this keyspace exists yet
     time.sleep(8)
     create_cdc_keyspace(cql, keyspace, {"t": WORKLOAD}, topic_prefix, kafka_bootstrap)
-    for statement in random_statements(random.Random(3), keyspace, 200, int(time.time() * 1_000_000)):
+    for statement in random_statements(random.Random(3), keyspace, 200, now_us()):
         cql.execute(statement)
     wait_applied(pg_dsn, worker.app_id, kafka_bootstrap, [f"{topic_prefix}.{keyspace}.t"])
     time.sleep(4)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from app.harness import debezium_cell, debezium_source
 from app.sink.applier import Applier
 from app.sink.checkpoints import Fenced
 from app.sink.registry import TableEntry
+from app.testing import debezium_cell, debezium_source
 from models.batch import Record
 from models.convergence import Cell, ReadBack, RowState
 from models.cql_types import parse_cql_type

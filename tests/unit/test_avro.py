@@ -12,13 +12,12 @@ import fastavro
 import orjson
 import pytest
 
-from app.harness import debezium_cell as cell
-from app.harness import debezium_source
 from app.sink.decoding import RecordDecoder, RegistryUnavailable
 from app.sink.transient import is_transient
+from app.testing import debezium_cell as cell
+from app.testing import debezium_like_schemas, debezium_source
 from models.avro import (
     AvroReader,
-    debezium_like_schemas,
     frame,
     is_wire_format,
     parse_wire_format,

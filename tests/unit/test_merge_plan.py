@@ -5,7 +5,16 @@ from __future__ import annotations
 from models.convergence import Cell, Marker, RowState
 from models.cql_types import parse_cql_type
 from models.merge_plan import needs, plan
-from models.mutations import Bound, BoundKind, CellWrite, PartitionDelete, RangeDelete, RowDelete, RowWrite
+from models.mutations import (
+    Bound,
+    BoundKind,
+    CellWrite,
+    Key,
+    PartitionDelete,
+    RangeDelete,
+    RowDelete,
+    RowWrite,
+)
 from models.table_schema import Column, TableSchema
 
 SHAPE = TableSchema(
@@ -26,7 +35,7 @@ def test_needs_asks_full_partitions_only_for_partition_and_range_deletes() -> No
 
 
 def test_partition_delete_shadows_loaded_rows_and_later_older_writes() -> None:
-    rows = {(1, 1): RowState(cells={"a": Cell(5, "x")}, marker=Marker(5))}
+    rows: dict[Key, RowState] = {(1, 1): RowState(cells={"a": Cell(5, "x")}, marker=Marker(5))}
     result = plan(
         SHAPE, [PartitionDelete((1,), 6), RowWrite((1, 2), 4, {"a": CellWrite("y")}, marker=True)], rows, {}
     )
@@ -36,7 +45,7 @@ def test_partition_delete_shadows_loaded_rows_and_later_older_writes() -> None:
 
 
 def test_range_delete_touches_only_rows_in_range() -> None:
-    rows = {(1, c): RowState(cells={"a": Cell(5, c)}) for c in range(4)}
+    rows: dict[Key, RowState] = {(1, c): RowState(cells={"a": Cell(5, c)}) for c in range(4)}
     result = plan(
         SHAPE,
         [RangeDelete((1,), Bound((1,), BoundKind.INCLUSIVE), Bound((2,), BoundKind.INCLUSIVE), 9)],

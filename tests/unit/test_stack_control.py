@@ -7,12 +7,13 @@ import pytest
 from stack.config import Settings
 from stack.control import with_dependents, with_deps
 from stack.errors import StackError
+from stack.services import Service
 
 JSON = Settings()
 AVRO = Settings(converter="avro")
 
 
-def names(services: list) -> list[str]:
+def names(services: list[Service]) -> list[str]:
     return [svc.name for svc in services]
 
 

@@ -61,21 +61,29 @@ def test_kafka_follows_settings() -> None:
     assert p["listeners"] == "PLAINTEXT://127.0.0.2:1111,CONTROLLER://127.0.0.2:2222"
 
 
+CASSANDRA_YAML = {
+    "listen_address": "127.0.0.1",
+    "rpc_address": "127.0.0.1",
+    "native_transport_port": "59042",
+    "storage_port": "57000",
+    "cdc_enabled": "true",
+    "cdc_raw_directory": "/state/data/x/cdc_raw",
+    "cdc_total_space": "4096MiB",
+    "commitlog_sync": "periodic",
+    "commitlog_sync_period": "100ms",
+    "cluster_name": "cdc-local",
+}
+
+
+@pytest.mark.parametrize(("key", "value"), CASSANDRA_YAML.items())
+def test_cassandra_yaml_scalars(s: Settings, key: str, value: str) -> None:
+    assert yaml_scalars(render.cassandra_yaml(s, DATA))[key] == value
+
+
 def test_cassandra_yaml(s: Settings) -> None:
     text = render.cassandra_yaml(s, DATA)
-    y = yaml_scalars(text)
-    assert y["listen_address"] == "127.0.0.1"
-    assert y["rpc_address"] == "127.0.0.1"
-    assert y["native_transport_port"] == "59042"
-    assert y["storage_port"] == "57000"
-    assert y["cdc_enabled"] == "true"
-    assert y["cdc_raw_directory"] == "/state/data/x/cdc_raw"
-    assert y["cdc_total_space"] == "4096MiB"
-    assert y["commitlog_sync"] == "periodic"
-    assert y["commitlog_sync_period"] == "100ms"
-    assert y["cluster_name"] == "cdc-local"
     assert '- seeds: "127.0.0.1:57000"' in text
-    assert render.cdc_raw_dir(DATA) == Path(y["cdc_raw_directory"])
+    assert render.cdc_raw_dir(DATA) == Path(yaml_scalars(text)["cdc_raw_directory"])
     assert "$" not in text
 
 
@@ -104,23 +112,30 @@ def test_debezium_properties_durable_producer(s: Settings) -> None:
     }
 
 
-def test_debezium_properties_real_time_and_modes(s: Settings) -> None:
-    p = agent(s)
-    assert p["commit.log.real.time.processing.enabled"] == "true"
-    assert p["commit.log.marked.complete.poll.interval.ms"] == "100"
-    assert p["cdc.dir.poll.interval.ms"] == "100"
-    assert p["poll.interval.ms"] == "50"
-    assert p["decimal.handling.mode"] == "string"
-    assert p["varint.handling.mode"] == "string"
-    assert p["snapshot.mode"] == "never"
-    assert p["topic.prefix"] == "cdc"
-    assert p["http.port"] == "58000"
-    assert p["cassandra.config"] == "/c/cassandra.yaml"
-    assert p["cassandra.driver.config.file"] == "/c/application.conf"
-    assert p["offset.backing.store.dir"] == "/state/data/x/offsets"
-    assert p["commit.log.relocation.dir"] == "/state/data/x/relocation"
-    assert p["key.converter"] == p["value.converter"] == "org.apache.kafka.connect.json.JsonConverter"
-    assert p["key.converter.schemas.enable"] == p["value.converter.schemas.enable"] == "false"
+AGENT_PROPERTIES = {
+    "commit.log.real.time.processing.enabled": "true",
+    "commit.log.marked.complete.poll.interval.ms": "100",
+    "cdc.dir.poll.interval.ms": "100",
+    "poll.interval.ms": "50",
+    "decimal.handling.mode": "string",
+    "varint.handling.mode": "string",
+    "snapshot.mode": "never",
+    "topic.prefix": "cdc",
+    "http.port": "58000",
+    "cassandra.config": "/c/cassandra.yaml",
+    "cassandra.driver.config.file": "/c/application.conf",
+    "offset.backing.store.dir": "/state/data/x/offsets",
+    "commit.log.relocation.dir": "/state/data/x/relocation",
+    "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+    "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+    "key.converter.schemas.enable": "false",
+    "value.converter.schemas.enable": "false",
+}
+
+
+@pytest.mark.parametrize(("key", "value"), AGENT_PROPERTIES.items())
+def test_debezium_properties_real_time_and_modes(s: Settings, key: str, value: str) -> None:
+    assert agent(s)[key] == value
 
 
 def test_debezium_properties_follow_settings() -> None:

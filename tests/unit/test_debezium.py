@@ -11,10 +11,10 @@ import fastavro
 import orjson
 import pytest
 
-from app.harness import debezium_cell as cell
-from app.harness import debezium_source
 from app.sink.decoding import RecordDecoder
-from models.avro import AvroReader, debezium_like_schemas, frame
+from app.testing import debezium_cell as cell
+from app.testing import debezium_like_schemas, debezium_source
+from models.avro import AvroReader, frame
 from models.cql_types import parse_cql_type
 from models.debezium import parse_json, to_mutation
 from models.errors import (
@@ -74,6 +74,19 @@ def event(op: str, key: dict[str, Any], cells: dict[str, Any]) -> tuple[dict[str
 
 EXPIRY = 1795686347803209
 DELETED_AT = 1795686249994815
+REGULAR = ("name", "qty", "tags")
+
+
+def deleted(*columns: str) -> dict[str, Any]:
+    """The cells of a row or partition delete: tombstones stamped ``DELETED_AT``."""
+    return {column: cell(None, DELETED_AT) for column in columns}
+
+
+def range_delete(start: dict[str, Any], end: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A range delete in partition ``id = 1``: the key's clustering is null, ``after`` has only the bounds."""
+    return event("r", {"id": 1, "seq": None}, after(id=cell(1), _range_start=start, _range_end=end))
+
+
 SAMPLES: dict[str, tuple[tuple[dict[str, Any], dict[str, Any]], Mutation]] = {
     "insert": (
         event(
@@ -117,67 +130,23 @@ SAMPLES: dict[str, tuple[tuple[dict[str, Any], dict[str, Any]], Mutation]] = {
         RowWrite(key=(1, 1), ts=TS, cells={"name": CellWrite(None)}),
     ),
     "row_delete": (
-        event(
-            "d",
-            {"id": 1, "seq": 1},
-            after(
-                id=cell(1),
-                seq=cell(1),
-                name=cell(None, DELETED_AT),
-                qty=cell(None, DELETED_AT),
-                tags=cell(None, DELETED_AT),
-            ),
-        ),
+        event("d", {"id": 1, "seq": 1}, after(id=cell(1), seq=cell(1), **deleted(*REGULAR))),
         RowDelete((1, 1), TS),
     ),
     "partition_delete": (
-        event(
-            "d",
-            {"id": 2, "seq": None},
-            after(
-                id=cell(2),
-                seq=cell(None, DELETED_AT),
-                name=cell(None, DELETED_AT),
-                qty=cell(None, DELETED_AT),
-                tags=cell(None, DELETED_AT),
-            ),
-        ),
+        event("d", {"id": 2, "seq": None}, after(id=cell(2), **deleted("seq", *REGULAR))),
         PartitionDelete((2,), TS),
     ),
     "range_delete_incl": (
-        event(
-            "r",
-            {"id": 1, "seq": None},
-            after(
-                id=cell(1),
-                _range_start=bound("INCL_START_BOUND", ("seq", "3")),
-                _range_end=bound("INCL_END_BOUND"),
-            ),
-        ),
+        range_delete(bound("INCL_START_BOUND", ("seq", "3")), bound("INCL_END_BOUND")),
         RangeDelete((1,), Bound((3,), BoundKind.INCLUSIVE), Bound((), BoundKind.INCLUSIVE), TS),
     ),
     "range_delete_excl": (
-        event(
-            "r",
-            {"id": 1, "seq": None},
-            after(
-                id=cell(1),
-                _range_start=bound("EXCL_START_BOUND", ("seq", "3")),
-                _range_end=bound("EXCL_END_BOUND", ("seq", "7")),
-            ),
-        ),
+        range_delete(bound("EXCL_START_BOUND", ("seq", "3")), bound("EXCL_END_BOUND", ("seq", "7"))),
         RangeDelete((1,), Bound((3,), BoundKind.EXCLUSIVE), Bound((7,), BoundKind.EXCLUSIVE), TS),
     ),
     "range_delete_open_start": (
-        event(
-            "r",
-            {"id": 1, "seq": None},
-            after(
-                id=cell(1),
-                _range_start=bound("INCL_START_BOUND"),
-                _range_end=bound("EXCL_END_BOUND", ("seq", "-4")),
-            ),
-        ),
+        range_delete(bound("INCL_START_BOUND"), bound("EXCL_END_BOUND", ("seq", "-4"))),
         RangeDelete((1,), Bound((), BoundKind.INCLUSIVE), Bound((-4,), BoundKind.EXCLUSIVE), TS),
     ),
 }

@@ -1,0 +1,429 @@
+"""Test support for cass-cdc-pg, public like :mod:`structlog.testing`: the one place for what the tests, the
+benchmarks and ``cdc demo`` need to build events and drive a pipeline on a running stack.
+
+- Change events: :func:`debezium_source`, :func:`debezium_cell` (the agent's JSON shape),
+  :func:`debezium_like_schemas` (the same shape as Avro schemas), :func:`now_us` (a write timestamp).
+- Names and ports: :func:`unique`, :func:`free_port`.
+- Kafka: :func:`create_topics`, :func:`delete_topics`, :func:`produce`, :func:`end_offsets`.
+- Cassandra: :func:`create_keyspace`, :func:`create_cdc_keyspace` and :func:`wait_captured` (until the
+  Debezium agent captures a table).
+- PostgreSQL: :func:`drop_pg_schema` (a keyspace's mirror).
+- The worker: :class:`WorkerProcess` (``cdc worker`` as a subprocess), :func:`wait_applied` (until its
+  checkpoints reach the end of the topics), :func:`compare_keyspace` (Cassandra against PostgreSQL).
+
+It ships in the wheel so that the benchmarks and the demo can use it; nothing in the worker imports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from psycopg import sql
+
+from app.cassandra_schema import table_schema
+from app.compare import TableDiff, compare_tables
+from models.mirror_spec import spec_for
+
+REPO = Path(__file__).resolve().parent.parent
+LOG_APPEND_TIME = 1
+"""``ConsumerRecord.timestamp_type`` of a record stamped by the broker (topic ``LogAppendTime``)."""
+
+
+# --- change events ----------------------------------------------------------------------------------------
+
+
+def now_us() -> int:
+    """Now in microseconds since the epoch: a CQL write timestamp, a ``source.ts_us``."""
+    return time.time_ns() // 1000
+
+
+def debezium_source(keyspace: str, table: str, ts_us: int, **extra: Any) -> dict[str, Any]:
+    """The ``source`` block of a change event exactly as the agent (3.4.1.Final) writes it."""
+    return {
+        "version": "3.4.1.Final",
+        "connector": "cassandra",
+        "name": "cdc",
+        "ts_ms": ts_us // 1000,
+        "snapshot": "false",
+        "db": "NULL",
+        "sequence": None,
+        "ts_us": ts_us,
+        "ts_ns": ts_us * 1000,
+        "cluster": "cdc-local",
+        "file": "CommitLog-7-1795686226414.log",
+        "pos": 48575,
+        "keyspace": keyspace,
+        "table": table,
+        **extra,
+    }
+
+
+def debezium_cell(value: Any, deletion_ts: int | None = None) -> dict[str, Any]:
+    """One touched column in an event's ``after``."""
+    return {"value": value, "deletion_ts": deletion_ts, "set": True}
+
+
+def _strings(*names: str) -> list[dict[str, Any]]:
+    """Avro record fields of type string."""
+    return [{"name": name, "type": "string"} for name in names]
+
+
+def debezium_like_schemas(
+    keyspace: str,
+    table: str,
+    key: list[tuple[str, Any]],
+    columns: list[tuple[str, Any]],
+    namespace: str = "cdc",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(key schema, value schema)`` shaped like the Debezium Cassandra agent's events under Confluent's
+    AvroConverter, except that every cell record has its own name (``cell_<column>``), which the agent does
+    not do (see the module docstring). ``key`` / ``columns`` are ``(name, Avro type)``; key values are
+    optional (clustering values are null in partition and range deletes)."""
+    space = f"{namespace}.{keyspace}.{table}"
+    key_schema = {
+        "type": "record",
+        "name": "Key",
+        "namespace": space,
+        "fields": [{"name": n, "type": ["null", t], "default": None} for n, t in key],
+    }
+    cells = [
+        {
+            "name": name,
+            "type": [
+                "null",
+                {
+                    "type": "record",
+                    "name": f"cell_{name}",
+                    "fields": [
+                        {"name": "value", "type": ["null", avro_type], "default": None},
+                        {"name": "deletion_ts", "type": ["null", "long"], "default": None},
+                        {"name": "set", "type": "boolean"},
+                    ],
+                },
+            ],
+            "default": None,
+        }
+        for name, avro_type in [*key, *columns]
+    ]
+    bound = {
+        "type": "record",
+        "name": "range_bound",
+        "fields": [
+            {"name": "method", "type": "string"},
+            {
+                "name": "values",
+                "type": {
+                    "type": "array",
+                    "items": {
+                        "type": "record",
+                        "name": "clustering_value",
+                        "fields": _strings("name", "value", "type"),
+                    },
+                },
+            },
+        ],
+    }
+    optional_string = ["null", "string"]
+    source = {
+        "type": "record",
+        "name": "Source",
+        "namespace": "io.debezium.connector.cassandra",
+        "fields": [
+            *_strings("version", "connector", "name"),
+            {"name": "ts_ms", "type": "long"},
+            {"name": "snapshot", "type": optional_string, "default": None},
+            {"name": "db", "type": "string"},
+            {"name": "sequence", "type": optional_string, "default": None},
+            {"name": "ts_us", "type": ["null", "long"], "default": None},
+            {"name": "ts_ns", "type": ["null", "long"], "default": None},
+            *_strings("cluster", "file"),
+            {"name": "pos", "type": "int"},
+            *_strings("keyspace", "table"),
+        ],
+    }
+    after = {
+        "type": "record",
+        "name": "after",
+        "fields": [
+            *cells,
+            {"name": "_range_start", "type": ["null", bound], "default": None},
+            {"name": "_range_end", "type": ["null", "range_bound"], "default": None},
+        ],
+    }
+    value_schema = {
+        "type": "record",
+        "name": "Envelope",
+        "namespace": space,
+        "fields": [
+            {"name": "ts_ms", "type": "long"},
+            {"name": "op", "type": "string"},
+            {"name": "source", "type": source},
+            {"name": "after", "type": after},
+        ],
+    }
+    return key_schema, value_schema
+
+
+# --- names and ports --------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for a worker's web server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+# --- Kafka ------------------------------------------------------------------------------------------------
+
+
+async def _admin(bootstrap: str, action: Callable[[AIOKafkaAdminClient], Awaitable[Any]]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await action(admin)
+    finally:
+        await admin.close()
+
+
+def create_topics(bootstrap: str, topics: Iterable[str], *, log_append_time: bool = False) -> None:
+    """One partition each; with ``log_append_time`` a record's time is the broker's append time (the broker
+    default is CreateTime, stamped by the producer)."""
+    config = {"message.timestamp.type": "LogAppendTime"} if log_append_time else None
+    new = [NewTopic(t, 1, 1, topic_configs=config) for t in topics]
+    asyncio.run(_admin(bootstrap, lambda a: a.create_topics(new)))
+
+
+def delete_topics(bootstrap: str, topics: Iterable[str]) -> None:
+    names = list(topics)
+    asyncio.run(_admin(bootstrap, lambda a: a.delete_topics(names)))
+
+
+def produce(
+    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]]
+) -> list[tuple[int, int]]:
+    """Send ``(key, value)`` records in order (acks=all, idempotent); ``(partition, offset)`` of each."""
+
+    async def send() -> list[tuple[int, int]]:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+        await producer.start()
+        try:
+            where = []
+            for key, value in records:
+                meta = await producer.send_and_wait(topic, value=value, key=key)
+                where.append((meta.partition, meta.offset))
+            return where
+        finally:
+            await producer.stop()
+
+    return asyncio.run(send())
+
+
+async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or set())]
+        return (
+            {(tp.topic, tp.partition): o for tp, o in (await consumer.end_offsets(tps)).items()}
+            if tps
+            else {}
+        )
+    finally:
+        await consumer.stop()
+
+
+def _topic_size(bootstrap: str, topic: str) -> int:
+    return sum(asyncio.run(end_offsets(bootstrap, [topic])).values())
+
+
+# --- Cassandra --------------------------------------------------------------------------------------------
+
+
+def create_keyspace(session: Any, keyspace: str) -> None:
+    """``keyspace`` with SimpleStrategy, one replica (the local stack has one node)."""
+    session.execute(
+        f"CREATE KEYSPACE {keyspace} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+    )
+
+
+def create_cdc_keyspace(
+    session: Any, keyspace: str, tables: dict[str, str], topic_prefix: str, bootstrap: str
+) -> None:
+    """Create ``keyspace`` and CDC tables (``name -> CQL column/key definition``), then wait until the Debezium
+    agent captures each table (it misses tables created in the same schema refresh as their keyspace)."""
+    create_keyspace(session, keyspace)
+    time.sleep(3)
+    for name, definition in tables.items():
+        session.execute(f"CREATE TABLE {keyspace}.{name} ({definition}) WITH cdc = true")
+    time.sleep(2)
+    for name in tables:
+        wait_captured(session, keyspace, name, topic_prefix, bootstrap)
+
+
+PROBE_VALUES: dict[str, object] = {
+    "int": -987654,
+    "bigint": -987654,
+    "smallint": -9876,
+    "text": "__probe__",
+    "ascii": "__probe__",
+    "uuid": uuid.UUID("00000000-0000-4000-8000-00000000dead"),
+    "timeuuid": uuid.UUID("00000000-0000-1000-8000-00000000dead"),
+    "timestamp": datetime.datetime(1970, 1, 2, tzinfo=datetime.UTC),
+    "date": datetime.date(1970, 1, 2),
+}
+
+
+def wait_captured(
+    session: Any, keyspace: str, table: str, topic_prefix: str, bootstrap: str, timeout: float = 60
+) -> None:
+    """Write and delete a probe row until its events show up on the table's topic."""
+    meta = session.cluster.metadata.keyspaces[keyspace].tables[table]
+    key_cols = [c for c in (*meta.partition_key, *meta.clustering_key)]
+    unsupported = [c.name for c in key_cols if c.cql_type not in PROBE_VALUES]
+    if unsupported:
+        raise ValueError(f"no probe value for key columns {unsupported} of {keyspace}.{table}")
+    values = [PROBE_VALUES[c.cql_type] for c in key_cols]
+    names = ", ".join(c.name for c in key_cols)
+    marks = ", ".join("?" for _ in key_cols)
+    where = " AND ".join(f"{c.name} = ?" for c in key_cols)
+    insert = session.prepare(f"INSERT INTO {keyspace}.{table} ({names}) VALUES ({marks})")
+    delete = session.prepare(f"DELETE FROM {keyspace}.{table} WHERE {where}")
+    topic = f"{topic_prefix}.{keyspace}.{table}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        session.execute(insert, values)
+        session.execute(delete, values)
+        if _topic_size(bootstrap, topic) > 0:
+            return
+        time.sleep(2)
+    raise TimeoutError(f"the Debezium agent did not capture {keyspace}.{table} within {timeout}s")
+
+
+def drop_pg_schema(pg_dsn: str, schema: str) -> None:
+    """Drop a keyspace's mirror schema in PostgreSQL, if there is one."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+# --- the worker -----------------------------------------------------------------------------------------
+
+
+def wait_applied(
+    pg_dsn: str, group_id: str, bootstrap: str, topics: Sequence[str], timeout: float = 120
+) -> None:
+    """Wait until the worker's checkpoints in PostgreSQL reach the end of every topic."""
+    deadline = time.monotonic() + timeout
+    ends: dict[tuple[str, int], int] = {}
+    done: dict[tuple[str, int], int] = {}
+    while time.monotonic() < deadline:
+        ends = asyncio.run(end_offsets(bootstrap, topics))
+        with psycopg.connect(pg_dsn) as conn:
+            try:
+                rows = conn.execute(
+                    "SELECT topic, partition, next_offset FROM _cdc_checkpoints WHERE group_id = %s",
+                    (group_id,),
+                ).fetchall()
+            except psycopg.errors.UndefinedTable:
+                rows = []
+        done = {(t, p): o for t, p, o in rows}
+        if ends and all(done.get(tp, -1) >= end for tp, end in ends.items()):
+            return
+        time.sleep(1)
+    raise TimeoutError(f"worker did not catch up: end offsets {ends}, checkpoints {done}")
+
+
+@dataclass
+class WorkerProcess:
+    """``cdc worker`` as a real subprocess, replicating only ``keyspaces``, with its own group and state."""
+
+    keyspaces: list[str]
+    workdir: Path
+    web_port: int
+    app_id: str = field(default_factory=lambda: unique("it_worker"))
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.app_id}.log"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "CDC_APP_ID": self.app_id,
+                "CDC_DATA_DIR": str(self.workdir / f"{self.app_id}-data"),
+                "CDC_WEB__PORT": str(self.web_port),
+                "CDC_CASSANDRA__KEYSPACES": json.dumps(self.keyspaces),
+                "CDC_SINK__TTL_SWEEP_INTERVAL_S": "1",
+                **self.extra_env,
+            }
+        )
+        return env
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "worker", "-l", "info"],
+            cwd=REPO,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill9(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+StartWorker = Callable[..., WorkerProcess]
+"""``start(keyspaces, **WorkerProcess fields) -> a started WorkerProcess`` (the tests' ``start_worker``)."""
+
+
+def compare_keyspace(session: Any, pg_dsn: str, keyspace: str, tables: Iterable[str]) -> list[TableDiff]:
+    cluster = session.cluster
+    cluster.refresh_schema_metadata()
+    pairs = []
+    for name in tables:
+        schema = table_schema(cluster, keyspace, name)
+        pairs.append((schema, spec_for(schema)))
+    with psycopg.connect(pg_dsn) as conn:
+        return compare_tables(session, conn, pairs)
