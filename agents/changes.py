@@ -12,7 +12,7 @@ subscribes); the runtime is closed at shutdown.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any, Protocol
 
@@ -23,11 +23,15 @@ from faust.types import TP
 from app.faust_app import app
 from app.runtime import Runtime
 from app.settings import get_settings
+from app.sink.checkpoints import Claim
 from app.topics import UNREACHABLE, keyspace_selected, list_topics, matching, placeholder_topic, topic_pattern
 from models.batch import Outcome, Record
 from tables import progress
 
 log = structlog.get_logger("cdc.agent")
+
+
+SendDeadLetter = Callable[[bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[None]]
 
 
 class Consumer(Protocol):
@@ -36,6 +40,18 @@ class Consumer(Protocol):
     async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]: ...
 
     async def seek(self, partition: TP, offset: int) -> None: ...
+
+
+class WorkerRuntime(Protocol):
+    """The part of :class:`app.runtime.Runtime` the hooks use (a fake in unit tests)."""
+
+    async def claim(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Claim]: ...
+
+    def expect(self, tp: tuple[str, int], offset: int) -> None: ...
+
+    async def process(self, records: Sequence[Record]) -> Outcome | None: ...
+
+    async def publish_dead_letters(self, send: SendDeadLetter) -> int: ...
 
 
 class Wiring:
@@ -100,7 +116,7 @@ async def on_assigned(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
     await claim_assigned(current_runtime(), app.consumer, ours(args[0]))
 
 
-async def claim_assigned(runtime: Runtime, consumer: Consumer, mine: Sequence[tuple[str, int]]) -> None:
+async def claim_assigned(runtime: WorkerRuntime, consumer: Consumer, mine: Sequence[tuple[str, int]]) -> None:
     """Claim our partitions in PostgreSQL (new generation: fences off their previous owner).
 
     PostgreSQL's offsets decide where applying resumes: records before them are skipped, and a batch that
@@ -122,7 +138,7 @@ async def on_revoked(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
     current_runtime().release(ours(args[0]))
 
 
-async def resume_gaps(runtime: Runtime, consumer: Consumer, gaps: dict[tuple[str, int], int]) -> None:
+async def resume_gaps(runtime: WorkerRuntime, consumer: Consumer, gaps: dict[tuple[str, int], int]) -> None:
     """Seek partitions back to their stored offset; past a retention gap, accept the loss loudly."""
     earliest = await consumer.earliest_offsets(*(TP(t, p) for t, p in gaps))
     for (topic, partition), stored in gaps.items():
@@ -157,7 +173,12 @@ async def send_dead_letter(key: bytes | None, value: bytes | None, headers: list
     await dead_letter_topic().send(key=key, value=value, headers=headers)
 
 
-async def handle_batch(runtime: Runtime, consumer: Consumer, records: Sequence[Record]) -> Outcome | None:
+async def handle_batch(
+    runtime: WorkerRuntime,
+    consumer: Consumer,
+    records: Sequence[Record],
+    remember: Callable[[Outcome], None] = progress.record,
+) -> Outcome | None:
     """Apply one batch, then seek back over gaps and do the post-commit bookkeeping; never raises."""
     outcome = await runtime.process(records)
     if outcome is None:
@@ -165,7 +186,7 @@ async def handle_batch(runtime: Runtime, consumer: Consumer, records: Sequence[R
     if outcome.gaps:
         await resume_gaps(runtime, consumer, outcome.gaps)
     try:
-        progress.record(outcome)
+        remember(outcome)
         if outcome.dead_letters:
             await runtime.publish_dead_letters(send_dead_letter)
     except Exception:

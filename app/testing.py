@@ -38,11 +38,38 @@ from psycopg import sql
 
 from app.cassandra_schema import table_schema
 from app.compare import TableDiff, compare_tables
+from models.cql_types import parse_cql_type
 from models.mirror_spec import spec_for
+from models.table_schema import Column, TableSchema
 
 REPO = Path(__file__).resolve().parent.parent
 LOG_APPEND_TIME = 1
 """``ConsumerRecord.timestamp_type`` of a record stamped by the broker (topic ``LogAppendTime``)."""
+
+
+def cql_table(
+    keyspace: str,
+    table: str,
+    partition_key: dict[str, str],
+    clustering: dict[str, str] | None = None,
+    columns: dict[str, str] | None = None,
+    descending: tuple[bool, ...] | None = None,
+) -> TableSchema:
+    """A table's schema from ``{column: CQL type}`` maps, as :func:`app.cassandra_schema.table_schema` reads
+    it from Cassandra (clustering ascending unless ``descending`` says otherwise)."""
+
+    def typed(names: dict[str, str] | None) -> tuple[Column, ...]:
+        return tuple(Column(n, parse_cql_type(t)) for n, t in (names or {}).items())
+
+    keys = typed(clustering)
+    return TableSchema(
+        keyspace=keyspace,
+        table=table,
+        partition_key=typed(partition_key),
+        clustering=keys,
+        descending=descending if descending is not None else (False,) * len(keys),
+        columns=typed(columns),
+    )
 
 
 # --- change events ----------------------------------------------------------------------------------------

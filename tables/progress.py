@@ -26,21 +26,14 @@ ROCKSDB_OPTIONS: dict[str, Any] = {
     "max_write_buffer_number": 2,
 }
 
-progress: Any = app.Table(
-    "progress",
-    default=dict,
-    partitions=1,
-    options=ROCKSDB_OPTIONS,
-    help="topic:partition -> {offset, ts_us, counts by mutation kind}",
-)
 
-table_counters: Any = app.Table(
-    "table-counters",
-    default=dict,
-    partitions=1,
-    options=ROCKSDB_OPTIONS,
-    help="keyspace.table -> {rows_changed, by mutation kind, dead_letters}",
-)
+def _local_table(name: str, help_text: str) -> Any:
+    """A one-partition RocksDB table of dicts with a small cache (Faust's default is 2 GiB per partition)."""
+    return app.Table(name, default=dict, partitions=1, options=ROCKSDB_OPTIONS, help=help_text)
+
+
+progress: Any = _local_table("progress", "topic:partition -> {next_offset, last_ts_us}")
+table_counters: Any = _local_table("table-counters", "keyspace.table -> {applied events by mutation kind}")
 
 
 @dataclass

@@ -3,14 +3,14 @@ letters (``_cdc_dlq_records``) in PostgreSQL, inside the caller's transaction.""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from app.sink import checkpoints
-from models.batch import TP, DeadLetter
+from models.batch import DeadLetter
 
 _INSERT_DEAD_LETTER = """
     INSERT INTO _cdc_dlq_records (topic, partition, "offset", error_type, error_message, key, value, headers)
@@ -20,20 +20,8 @@ _INSERT_DEAD_LETTER = """
 
 
 class PostgresLedger:
-    def claim(
-        self, conn: Connection[Any], group_id: str, partitions: Iterable[TP]
-    ) -> dict[TP, checkpoints.Claim]:
-        return checkpoints.claim(conn, group_id, partitions)
-
-    def advance(
-        self,
-        conn: Connection[Any],
-        group_id: str,
-        offsets: Mapping[TP, int],
-        generations: Mapping[TP, int],
-        events: Mapping[TP, int],
-    ) -> None:
-        checkpoints.advance(conn, group_id, offsets, generations, events)
+    claim = staticmethod(checkpoints.claim)
+    advance = staticmethod(checkpoints.advance)
 
     def record_dead_letters(self, conn: Connection[Any], letters: Sequence[DeadLetter]) -> list[int]:
         ids: list[int] = []

@@ -18,8 +18,8 @@ from psycopg import sql
 from app.sink.applier import apply_table
 from app.sink.registry import TableEntry
 from app.sink.store import MirrorStore
+from app.testing import cql_table
 from models.convergence import ReadBack
-from models.cql_types import parse_cql_type
 from models.mirror_spec import MirrorSpec, spec_for
 from models.mutations import (
     Bound,
@@ -32,7 +32,7 @@ from models.mutations import (
     RowDelete,
     RowWrite,
 )
-from models.table_schema import Column, TableSchema
+from models.table_schema import TableSchema
 from tests.convergence_model import expected_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres")]
@@ -95,13 +95,8 @@ mutation = st.one_of(
 
 def make_spec(descending: bool) -> MirrorSpec:
     """The production description of ``prop.t``: every value goes through the real type mapping."""
-    schema = TableSchema(
-        keyspace="prop",
-        table="t",
-        partition_key=(Column("p", parse_cql_type("int")),),
-        clustering=(Column("c", parse_cql_type("int")),),
-        descending=(descending,),
-        columns=(Column("a", parse_cql_type("int")), Column("b", parse_cql_type("text"))),
+    schema = cql_table(
+        "prop", "t", {"p": "int"}, {"c": "int"}, {"a": "int", "b": "text"}, descending=(descending,)
     )
     return spec_for(schema, f"prop_{uuid.uuid4().hex[:8]}.t")
 

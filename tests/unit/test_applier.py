@@ -9,21 +9,14 @@ import pytest
 from app.sink.applier import Applier
 from app.sink.checkpoints import Fenced
 from app.sink.registry import TableEntry
-from app.testing import debezium_cell, debezium_source
+from app.testing import cql_table, debezium_cell, debezium_source
 from models.batch import Record
 from models.convergence import Cell, ReadBack, RowState
-from models.cql_types import parse_cql_type
-from models.table_schema import Column, TableSchema
 from tests.unit.fakes import MemoryLedger, MemoryPool, MemoryReader, MemoryRegistry, MemoryStore
 
 TOPIC = "cdc.ks.t"
 TS = 1_700_000_000_000_000
-T = TableSchema(
-    keyspace="ks",
-    table="t",
-    partition_key=(Column("id", parse_cql_type("int")),),
-    columns=(Column("name", parse_cql_type("text")), Column("tags", parse_cql_type("set<text>"))),
-)
+T = cql_table("ks", "t", {"id": "int"}, columns={"name": "text", "tags": "set<text>"})
 
 
 def insert(offset: int, key: int, name: str, *, table: str = "t", partition: int = 0) -> Record:

@@ -12,10 +12,9 @@ import orjson
 import pytest
 
 from app.sink.decoding import RecordDecoder
+from app.testing import cql_table, debezium_like_schemas, debezium_source
 from app.testing import debezium_cell as cell
-from app.testing import debezium_like_schemas, debezium_source
 from models.avro import AvroReader, frame
-from models.cql_types import parse_cql_type
 from models.debezium import parse_json, to_mutation
 from models.errors import (
     MalformedEvent,
@@ -34,19 +33,9 @@ from models.mutations import (
     RowDelete,
     RowWrite,
 )
-from models.table_schema import Column, TableSchema
 
-ITEMS = TableSchema(
-    keyspace="demo",
-    table="items",
-    partition_key=(Column("id", parse_cql_type("int")),),
-    clustering=(Column("seq", parse_cql_type("int")),),
-    descending=(False,),
-    columns=(
-        Column("name", parse_cql_type("text")),
-        Column("qty", parse_cql_type("int")),
-        Column("tags", parse_cql_type("list<text>")),
-    ),
+ITEMS = cql_table(
+    "demo", "items", {"id": "int"}, {"seq": "int"}, {"name": "text", "qty": "int", "tags": "list<text>"}
 )
 
 TS = 1795686247803209

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from app.testing import cql_table
 from models.convergence import Cell, Marker, RowState
-from models.cql_types import parse_cql_type
 from models.merge_plan import needs, plan
 from models.mutations import (
     Bound,
@@ -15,16 +15,8 @@ from models.mutations import (
     RowDelete,
     RowWrite,
 )
-from models.table_schema import Column, TableSchema
 
-SHAPE = TableSchema(
-    keyspace="ks",
-    table="t",
-    partition_key=(Column("p", parse_cql_type("int")),),
-    clustering=(Column("c", parse_cql_type("int")),),
-    descending=(False,),
-    columns=(Column("a", parse_cql_type("text")),),
-)
+SHAPE = cql_table("ks", "t", {"p": "int"}, {"c": "int"}, {"a": "text"})
 
 
 def test_needs_asks_full_partitions_only_for_partition_and_range_deletes() -> None:

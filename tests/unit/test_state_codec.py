@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
+from app.testing import cql_table
 from models.convergence import Cell, Marker, RowState
-from models.cql_types import parse_cql_type
 from models.mirror_spec import spec_for
 from models.state_codec import decode_row, mirror_values
-from models.table_schema import Column, TableSchema
 
 SPEC = spec_for(
-    TableSchema(
-        keyspace="ks",
-        table="t",
-        partition_key=(Column("p", parse_cql_type("int")),),
-        clustering=(Column("c", parse_cql_type("text")),),
-        columns=(Column("a", parse_cql_type("int")), Column("b", parse_cql_type("frozen<map<int, int>>"))),
-    ),
+    cql_table("ks", "t", {"p": "int"}, {"c": "text"}, {"a": "int", "b": "frozen<map<int, int>>"}),
     'ks.we"ird',
 )
 
