@@ -37,6 +37,8 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_commit_every": 10_000,
         "producer_acks": -1,
         "autodiscover": list(DISCOVERED),
+        # Without an explicit origin Faust's CLI guesses one from argv[0] ("cdc", "app") and scans it too.
+        "origin": __name__,
         "topic_partitions": 1,
         "consumer_metadata_max_age_ms": 5_000,
         "stream_wait_empty": True,
