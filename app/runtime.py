@@ -132,18 +132,18 @@ class Runtime:
         try:
             outcome: Outcome = await self._retrying("apply", applier.apply, records)
         except Fenced as error:
-            metrics.fenced.inc()
-            log.warning("batch fenced off; another worker owns its partitions", error=str(error))
-            applier.release({(r.topic, r.partition) for r in records})
-            return None
+            return self._fenced(error)
         except Exception:
             log.exception("unexpected error applying a batch; applying its events one by one")
             try:
                 outcome = await self._retrying("apply-isolated", applier.apply_isolated, records)
-            except Fenced:
-                metrics.fenced.inc()
-                applier.release({(r.topic, r.partition) for r in records})
-                return None
+            except Fenced as error:
+                return self._fenced(error)
+        if outcome.not_owned:
+            log.warning(
+                "records of partitions this worker has not claimed were left for their owner",
+                partitions={f"{t}:{p}": n for (t, p), n in outcome.not_owned.items()},
+            )
         self._observe(records, outcome, time.monotonic() - started)
         log.debug(
             "batch committed",
@@ -154,6 +154,13 @@ class Runtime:
             dead_letters=len(outcome.dead_letters),
         )
         return outcome
+
+    @staticmethod
+    def _fenced(error: Fenced) -> None:
+        """The batch rolled back; the applier has dropped the claims another worker replaced, so their records
+        are left alone from now on (no re-claim: only an assignment claims)."""
+        metrics.fenced.inc()
+        log.warning("batch fenced off; another worker owns its partitions", error=str(error))
 
     def _observe(self, records: Sequence[Record], outcome: Outcome, elapsed: float) -> None:
         now = time.time()

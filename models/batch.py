@@ -44,6 +44,9 @@ class Outcome:
     """Records seen for the first time per partition (applied, dead-lettered or empty)."""
     gaps: dict[TP, int] = field(default_factory=dict)
     """Partitions whose records started past the stored offset: seek back to it (nothing of them applied)."""
+    not_owned: Counter[TP] = field(default_factory=Counter)
+    """Records of partitions this worker holds no claim for: left alone (not applied, counted or committed)
+    for the partition's owner to apply."""
 
     def merge(self, part: Outcome) -> None:
         """Add ``part`` (a later sub-batch of the same batch) into this outcome."""
@@ -53,6 +56,9 @@ class Outcome:
         self.dlq_ids.extend(part.dlq_ids)
         self.skipped += part.skipped
         self.consumed.update(part.consumed)
+        self.not_owned.update(part.not_owned)
+        for tp, stored in part.gaps.items():
+            self.gaps.setdefault(tp, stored)
         self.next_offsets.update(part.next_offsets)
         self.table_of.update(part.table_of)
         for path, ts in part.last_ts_us.items():

@@ -5,6 +5,7 @@ Synchronous on purpose (psycopg and cassandra-driver calls); the agent runs it i
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from collections import defaultdict
@@ -14,7 +15,7 @@ from typing import Any
 
 from psycopg import Connection
 
-from app.sink.checkpoints import Claim
+from app.sink.checkpoints import Claim, Fenced
 from app.sink.ledger import PostgresLedger
 from app.sink.ports import CollectionReader, ConnectionSource, Ledger, TableResolver
 from app.sink.registry import TableEntry
@@ -51,55 +52,102 @@ class Applier:
         self.group_id = group_id
         self.ledger: Ledger = ledger or PostgresLedger()
         self.claims: dict[TP, Claim] = {}
+        """The partitions this worker owns (from :meth:`claim`), with their generation and next offset."""
+        self._lock = threading.Lock()
+        """Guards ``claims``: the agent's revoke/assign callbacks run while a batch runs in a worker thread."""
 
     # -- ownership ----------------------------------------------------------------------------------------
     def claim(self, partitions: Iterable[TP]) -> dict[TP, Claim]:
-        """Claim partitions (new generation) and return their stored offsets; commits at once."""
+        """Claim partitions (new generation) and return their stored offsets; commits at once. The agent calls
+        it on assignment: a batch applies only the records of partitions claimed here."""
         with self.pool.connection() as conn:
             claims = self.ledger.claim(conn, self.group_id, partitions)
-        self.claims.update(claims)
+        with self._lock:
+            self.claims.update(claims)
         return claims
 
     def release(self, partitions: Iterable[TP]) -> None:
-        for tp in partitions:
-            self.claims.pop(tp, None)
+        """Give partitions up (revoked); safe while a batch runs in another thread."""
+        with self._lock:
+            for tp in partitions:
+                self.claims.pop(tp, None)
+
+    def expect(self, tp: TP, offset: int) -> None:
+        """Where a partition without a checkpoint starts (its earliest offset), or past a retention gap."""
+        with self._lock:
+            if tp in self.claims:
+                self.claims[tp] = replace(self.claims[tp], next_offset=offset)
+
+    def _snapshot(self) -> dict[TP, Claim]:
+        """The claims a batch works with from its start to its commit (a concurrent release cannot pull them
+        away mid-batch; a concurrent claim by another worker fences the commit)."""
+        with self._lock:
+            return dict(self.claims)
+
+    def _committed(self, claims: dict[TP, Claim], offsets: Mapping[TP, int]) -> None:
+        """Move the batch's and (if still the same claim) the worker's offsets after a commit."""
+        with self._lock:
+            for tp, offset in offsets.items():
+                claims[tp] = replace(claims[tp], next_offset=offset)
+                current = self.claims.get(tp)
+                if current is not None and current.generation == claims[tp].generation:
+                    self.claims[tp] = claims[tp]
+
+    def _drop_stale(self, claims: Mapping[TP, Claim], fenced: Fenced) -> None:
+        """After :class:`Fenced`: forget the claims another worker has replaced (unless re-claimed since)."""
+        stale = fenced.partitions or claims.keys()
+        with self._lock:
+            for tp in stale:
+                current = self.claims.get(tp)
+                if tp in claims and current is not None and current.generation == claims[tp].generation:
+                    del self.claims[tp]
 
     # -- the batch ----------------------------------------------------------------------------------------
     def apply(self, records: Sequence[Record]) -> Outcome:
-        """Apply ``records``; raises transient errors (retry the same batch) and :class:`Fenced`."""
-        missing = {(r.topic, r.partition) for r in records} - self.claims.keys()
-        if missing:
-            self.claim(missing)
+        """Apply ``records`` of the partitions this worker has claimed (others: ``Outcome.not_owned``); raises
+        transient errors (retry the same batch) and :class:`Fenced` (the stale claims are dropped)."""
+        return self._apply(records, self._snapshot())
+
+    def _apply(self, records: Sequence[Record], claims: dict[TP, Claim]) -> Outcome:
         outcome = Outcome()
-        records = self._without_gaps(records, outcome)
-        fresh = [r for r in records if self._is_new(r, outcome)]
+        owned = [r for r in records if self._is_owned(r, claims, outcome)]
+        owned = self._without_gaps(owned, claims, outcome)
+        fresh = [r for r in owned if self._is_new(r, claims, outcome)]
+        if not outcome.next_offsets:
+            return outcome  # nothing of ours to commit
         decoded, dead = self._decode(fresh, outcome)
-        with self.pool.connection() as conn, conn.transaction():
-            self._apply_decoded(conn, decoded, outcome)
-            outcome.dead_letters.extend(dead)
-            outcome.dlq_ids = self.ledger.record_dead_letters(conn, dead)
-            self.ledger.advance(
-                conn,
-                self.group_id,
-                outcome.next_offsets,
-                {tp: self.claims[tp].generation for tp in outcome.next_offsets},
-                outcome.consumed,
-            )
-        for tp, offset in outcome.next_offsets.items():
-            self.claims[tp] = replace(self.claims[tp], next_offset=offset)
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                self._apply_decoded(conn, decoded, outcome)
+                outcome.dead_letters.extend(dead)
+                outcome.dlq_ids = self.ledger.record_dead_letters(conn, dead)
+                self.ledger.advance(
+                    conn,
+                    self.group_id,
+                    outcome.next_offsets,
+                    {tp: claims[tp].generation for tp in outcome.next_offsets},
+                    outcome.consumed,
+                )
+        except Fenced as fenced:
+            self._drop_stale(claims, fenced)
+            raise
+        self._committed(claims, outcome.next_offsets)
         return outcome
 
     def apply_isolated(self, records: Sequence[Record]) -> Outcome:
         """After an unexpected error: apply record by record, dead-lettering each that fails the same way."""
+        claims = self._snapshot()
         total = Outcome()
         for record in records:
             try:
-                outcome = self.apply([record])
+                outcome = self._apply([record], claims)
+            except Fenced:
+                raise
             except Exception as error:
                 if is_transient(error):
                     raise
                 detail = "".join(traceback.format_exception_only(error)).strip()
-                outcome = self._dead_letter_only(record, InternalError(detail))
+                outcome = self._dead_letter_only(record, InternalError(detail), claims)
             total.merge(outcome)
         return total
 
@@ -122,39 +170,51 @@ class Applier:
             changed += len(rows)
         return changed
 
-    def _dead_letter_only(self, record: Record, error: PermanentEventError) -> Outcome:
+    def _dead_letter_only(
+        self, record: Record, error: PermanentEventError, claims: dict[TP, Claim]
+    ) -> Outcome:
         outcome = Outcome()
         letter = DeadLetter(record, error.reason, str(error))
         tp = (record.topic, record.partition)
         outcome.next_offsets[tp] = record.offset + 1
-        with self.pool.connection() as conn, conn.transaction():
-            outcome.dlq_ids = self.ledger.record_dead_letters(conn, [letter])
-            generations = {tp: self.claims[tp].generation}
-            self.ledger.advance(conn, self.group_id, outcome.next_offsets, generations, {tp: 1})
+        outcome.consumed[tp] = 1
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                outcome.dlq_ids = self.ledger.record_dead_letters(conn, [letter])
+                generations = {tp: claims[tp].generation}
+                self.ledger.advance(conn, self.group_id, outcome.next_offsets, generations, outcome.consumed)
+        except Fenced as fenced:
+            self._drop_stale(claims, fenced)
+            raise
         outcome.dead_letters.append(letter)
-        self.claims[tp] = replace(self.claims[tp], next_offset=record.offset + 1)
+        self._committed(claims, outcome.next_offsets)
         return outcome
 
-    def expect(self, tp: TP, offset: int) -> None:
-        """Where a partition without a checkpoint starts (its earliest offset), or past a retention gap."""
-        self.claims[tp] = replace(self.claims[tp], next_offset=offset)
+    def _is_owned(self, record: Record, claims: Mapping[TP, Claim], outcome: Outcome) -> bool:
+        tp = (record.topic, record.partition)
+        if tp in claims:
+            return True
+        outcome.not_owned[tp] += 1
+        return False
 
-    def _without_gaps(self, records: Sequence[Record], outcome: Outcome) -> list[Record]:
+    def _without_gaps(
+        self, records: Sequence[Record], claims: Mapping[TP, Claim], outcome: Outcome
+    ) -> list[Record]:
         """Drop partitions whose first record lies beyond the stored offset (Kafka's position is only a hint)."""
         first: dict[TP, int] = {}
         for r in records:
             first.setdefault((r.topic, r.partition), r.offset)
         for tp, offset in first.items():
-            stored = self.claims[tp].next_offset
+            stored = claims[tp].next_offset
             if stored is not None and offset > stored:
                 outcome.gaps[tp] = stored
         if not outcome.gaps:
             return list(records)
         return [r for r in records if (r.topic, r.partition) not in outcome.gaps]
 
-    def _is_new(self, record: Record, outcome: Outcome) -> bool:
+    def _is_new(self, record: Record, claims: Mapping[TP, Claim], outcome: Outcome) -> bool:
         tp = (record.topic, record.partition)
-        stored = self.claims[tp].next_offset
+        stored = claims[tp].next_offset
         outcome.next_offsets[tp] = max(outcome.next_offsets.get(tp, 0), record.offset + 1)
         if stored is not None and record.offset < stored:
             outcome.skipped += 1

@@ -18,6 +18,11 @@ from psycopg import Connection
 class Fenced(Exception):
     """Another worker owns a partition this batch covers; the batch must not commit."""
 
+    def __init__(self, message: str, partitions: Iterable[tuple[str, int]] = ()) -> None:
+        super().__init__(message)
+        self.partitions = frozenset(partitions)
+        """The partitions whose generation is no longer the batch's (empty: not known)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Claim:
@@ -62,8 +67,10 @@ def advance(
     events: Mapping[tuple[str, int], int] | None = None,
 ) -> None:
     """Store ``offsets`` (next offset to read per partition) and add ``events`` (records consumed for the
-    first time: applied, dead-lettered or empty) to the exact counter; raise :class:`Fenced` if not the owner."""
+    first time: applied, dead-lettered or empty) to the exact counter; raise :class:`Fenced`, naming every
+    partition whose generation is no longer ``generations``' (the caller rolls back)."""
     counts = events or {}
+    stale: list[tuple[str, int]] = []
     for (topic, partition), next_offset in sorted(offsets.items()):
         cur = conn.execute(
             """UPDATE _cdc_checkpoints SET next_offset = %s, events = events + %s, updated_at = now()
@@ -78,4 +85,7 @@ def advance(
             ),
         )
         if cur.rowcount != 1:
-            raise Fenced(f"{topic}[{partition}] is owned by another worker generation")
+            stale.append((topic, partition))
+    if stale:
+        names = ", ".join(f"{t}[{p}]" for t, p in stale)
+        raise Fenced(f"{names} owned by another worker generation", stale)

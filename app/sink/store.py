@@ -87,7 +87,9 @@ class MirrorStore:
             conn.execute(statement)
 
     def _ensure_temps(self, conn: Connection[Any]) -> None:
-        if id(conn) in self._temps_ready:
+        """Create the session's temp tables if they are missing. Created inside the caller's transaction, they
+        vanish if it rolls back, so a connection already seen is checked (one catalog lookup), not trusted."""
+        if id(conn) in self._temps_ready and self._temps_exist(conn):
             return
         s = self.spec
         mirror, dead = ddl.ident(s.schema, s.name), ddl.ident(s.schema, s.dead_name)
@@ -100,6 +102,13 @@ class MirrorStore:
         ):
             conn.execute(sql.SQL(like).format(ddl.ident(tmp), ddl.column_list(cols), source))
         self._temps_ready.add(id(conn))
+
+    def _temps_exist(self, conn: Connection[Any]) -> bool:
+        """All four are created in one transaction: one of them tells for all."""
+        row = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", (f"pg_temp.{self.dead_stage_tmp}",)
+        ).fetchone()
+        return row is not None and bool(row[0])
 
     def _fill(
         self, conn: Connection[Any], tmp: str, cols: Sequence[str], rows: Iterable[Sequence[object]]

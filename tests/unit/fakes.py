@@ -4,7 +4,7 @@ state on error, and the ledger fences a stale generation like ``_cdc_checkpoints
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,12 +25,17 @@ class MemoryStore:
     tombstones: dict[Key, PartitionTombstones] = field(default_factory=dict)
     fail_on: Key | None = None
     """Writing this key raises a bug-like error (to exercise ``apply_isolated``)."""
+    on_write: Callable[[], None] | None = field(default=None, repr=False)
+    """Called inside every write: what another thread does while a batch runs (revoke, claim). A plain function
+    (``deepcopy`` keeps functions as they are when a transaction snapshots the state)."""
 
     def load(self, conn: Any, needs: Needs) -> tuple[dict[Key, RowState], dict[Key, PartitionTombstones]]:
         rows = {k: r for k, r in self.rows.items() if k in needs.row_keys or k[:1] in needs.full_partitions}
         return rows, {p: t for p, t in self.tombstones.items() if p in needs.partitions}
 
     def write(self, conn: Any, plan: Plan, now_us: int) -> None:
+        if self.on_write is not None:
+            self.on_write()
         if self.fail_on is not None and self.fail_on in plan.rows:
             raise KeyError(f"bug writing {self.fail_on}")
         self.rows.update(plan.rows)
@@ -67,9 +72,10 @@ class MemoryLedger:
         generations: Mapping[TP, int],
         events: Mapping[TP, int],
     ) -> None:
+        stale = [tp for tp in offsets if self.generations.get(tp) != generations[tp]]
+        if stale:
+            raise Fenced(f"{stale} owned by another worker generation", stale)
         for tp, offset in offsets.items():
-            if self.generations.get(tp) != generations[tp]:
-                raise Fenced(f"{tp} is owned by another worker generation")
             self.offsets[tp] = offset
             self.events[tp] = self.events.get(tp, 0) + events.get(tp, 0)
 

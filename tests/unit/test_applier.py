@@ -39,12 +39,17 @@ class World:
         self.pool = MemoryPool([self.store, self.ledger])
         self.applier = Applier(self.pool, registry, self.reader, group_id="g", ledger=self.ledger)
 
+    def claim(self, *partitions: int) -> None:
+        """What the agent does on assignment (a batch applies only claimed partitions)."""
+        self.applier.claim([(TOPIC, p) for p in partitions or (0,)])
+
     def names(self) -> dict[tuple[object, ...], object]:
         return {k: r.cells["name"].value for k, r in self.store.rows.items() if "name" in r.cells}
 
 
 def test_a_batch_applies_rows_and_moves_the_offset_with_exact_counts() -> None:
     w = World()
+    w.claim()
     outcome = w.applier.apply([insert(0, 1, "a"), insert(1, 2, "b")])
     assert w.names() == {(1,): "a", (2,): "b"}
     assert w.ledger.offsets == {(TOPIC, 0): 2}
@@ -55,6 +60,7 @@ def test_a_batch_applies_rows_and_moves_the_offset_with_exact_counts() -> None:
 def test_records_below_the_stored_offset_are_skipped_and_not_counted() -> None:
     w = World()
     w.ledger.offsets[(TOPIC, 0)] = 2
+    w.claim()
     outcome = w.applier.apply([insert(1, 1, "old"), insert(2, 2, "new")])
     assert outcome.skipped == 1
     assert w.names() == {(2,): "new"}
@@ -64,6 +70,7 @@ def test_records_below_the_stored_offset_are_skipped_and_not_counted() -> None:
 def test_a_batch_starting_beyond_the_stored_offset_reports_the_gap_and_applies_nothing() -> None:
     w = World()
     w.ledger.offsets[(TOPIC, 0)] = 2
+    w.claim()
     outcome = w.applier.apply([insert(5, 1, "a")])
     assert outcome.gaps == {(TOPIC, 0): 2}
     assert w.store.rows == {}
@@ -72,7 +79,7 @@ def test_a_batch_starting_beyond_the_stored_offset_reports_the_gap_and_applies_n
 
 def test_a_fenced_batch_leaves_no_rows_dead_letters_or_offsets() -> None:
     w = World()
-    w.applier.claim([(TOPIC, 0)])
+    w.claim()
     w.ledger.claim(None, "g", [(TOPIC, 0)])  # another worker takes the partition
     with pytest.raises(Fenced):
         w.applier.apply([insert(0, 1, "a"), Record(TOPIC, 0, 1, b"{}", b"not json")])
@@ -81,8 +88,86 @@ def test_a_fenced_batch_leaves_no_rows_dead_letters_or_offsets() -> None:
     assert w.ledger.offsets == {}
 
 
+def test_a_fenced_worker_does_not_take_the_partition_back_on_its_next_batch() -> None:
+    w = World()
+    w.claim()
+    w.ledger.claim(None, "g", [(TOPIC, 0)])  # another worker takes the partition (generation 2)
+    with pytest.raises(Fenced):
+        w.applier.apply([insert(0, 1, "a")])
+    outcome = w.applier.apply([insert(0, 1, "a"), insert(1, 2, "b")])
+    assert outcome.not_owned == {(TOPIC, 0): 2}
+    assert (outcome.next_offsets, outcome.consumed, outcome.skipped) == ({}, {}, 0)
+    assert w.ledger.generations == {(TOPIC, 0): 2}  # no silent re-claim
+    assert (w.store.rows, w.ledger.offsets) == ({}, {})
+
+
+def test_records_of_unclaimed_partitions_are_left_alone_and_the_rest_applies() -> None:
+    w = World()
+    w.claim(0)
+    outcome = w.applier.apply([insert(0, 1, "a"), insert(0, 2, "b", partition=1), insert(1, 3, "c")])
+    assert outcome.not_owned == {(TOPIC, 1): 1}
+    assert w.names() == {(1,): "a", (3,): "c"}
+    assert w.ledger.offsets == {(TOPIC, 0): 2}
+    assert w.ledger.events == {(TOPIC, 0): 2}
+    assert (TOPIC, 1) not in w.ledger.generations
+
+
+def test_fencing_drops_only_the_claims_another_worker_replaced() -> None:
+    w = World()
+    w.claim(0, 1)
+    w.ledger.claim(None, "g", [(TOPIC, 0)])
+    with pytest.raises(Fenced) as fenced:
+        w.applier.apply([insert(0, 1, "a"), insert(0, 2, "b", partition=1)])
+    assert fenced.value.partitions == {(TOPIC, 0)}
+    assert set(w.applier.claims) == {(TOPIC, 1)}
+    outcome = w.applier.apply([insert(0, 1, "a"), insert(0, 2, "b", partition=1)])
+    assert outcome.not_owned == {(TOPIC, 0): 1}
+    assert w.names() == {(2,): "b"}
+    assert w.ledger.offsets == {(TOPIC, 1): 1}
+
+
+def test_a_release_during_a_batch_neither_breaks_it_nor_brings_the_claim_back() -> None:
+    w = World()
+    w.claim()
+    w.store.on_write = lambda: w.applier.release([(TOPIC, 0)])  # revoked while the batch runs
+    outcome = w.applier.apply([insert(0, 1, "a")])
+    assert outcome.next_offsets == {(TOPIC, 0): 1}
+    assert w.ledger.offsets == {(TOPIC, 0): 1}  # still the owner in the ledger: the batch commits
+    assert w.applier.claims == {}
+    w.store.on_write = None
+    assert w.applier.apply([insert(1, 2, "b")]).not_owned == {(TOPIC, 0): 1}
+    w.applier.expect((TOPIC, 0), 5)  # an assignment callback racing the revoke: ignored
+    assert w.applier.claims == {}
+
+
+def test_a_release_and_a_claim_elsewhere_during_a_batch_fence_it() -> None:
+    w = World()
+    w.claim()
+
+    def taken_over() -> None:
+        w.applier.release([(TOPIC, 0)])
+        w.ledger.claim(None, "g", [(TOPIC, 0)])
+
+    w.store.on_write = taken_over
+    with pytest.raises(Fenced):
+        w.applier.apply([insert(0, 1, "a")])
+    assert (w.store.rows, w.ledger.offsets) == ({}, {})
+
+
+def test_isolated_apply_leaves_unclaimed_partitions_alone_too() -> None:
+    w = World()
+    w.claim(0)
+    w.store.fail_on = (2,)
+    records = [insert(0, 1, "a"), insert(1, 2, "boom"), insert(0, 9, "x", partition=1)]
+    outcome = w.applier.apply_isolated(records)
+    assert outcome.not_owned == {(TOPIC, 1): 1}
+    assert [(d.record.offset, d.reason) for d in outcome.dead_letters] == [(1, "internal_error")]
+    assert w.ledger.offsets == {(TOPIC, 0): 2}
+
+
 def test_bad_records_are_dead_lettered_with_their_reason_and_the_rest_applies() -> None:
     w = World()
+    w.claim()
     records = [insert(0, 1, "a"), Record(TOPIC, 0, 1, b"{}", b"not json"), insert(2, 2, "b", table="gone")]
     outcome = w.applier.apply(records)
     assert [(d.record.offset, d.reason) for d in w.ledger.dead_letters] == [
@@ -95,6 +180,7 @@ def test_bad_records_are_dead_lettered_with_their_reason_and_the_rest_applies() 
 
 def test_an_unexpected_error_dead_letters_exactly_the_failing_record() -> None:
     w = World()
+    w.claim()
     w.store.fail_on = (2,)
     records = [insert(0, 1, "a"), insert(1, 2, "boom"), insert(2, 3, "c")]
     with pytest.raises(KeyError):
@@ -110,6 +196,7 @@ def test_a_collection_is_read_back_and_applied_authoritatively() -> None:
     w = World()
     w.reader.values[(1,)] = {"tags": ReadBack(["x", "y"], TS)}
     w.store.rows[(1,)] = RowState(cells={"name": Cell(TS - 5, "a"), "tags": Cell(TS - 5, ["old"])})
+    w.claim()
     w.applier.apply([insert(0, 1, "b")])
     assert w.reader.calls == [[(1,)]]  # the row holds a collection: re-read it
     assert w.store.rows[(1,)].cells["tags"].value == ["x", "y"]
