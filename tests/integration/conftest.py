@@ -59,10 +59,12 @@ def start_worker(
     kafka_bootstrap: str,
     topic_prefix: str,
     cassandra_contact: tuple[str, int],
+    topics: list[str],
 ) -> Iterator[StartWorker]:
     """``start_worker(keyspaces, **WorkerProcess fields)`` starts a ``cdc worker`` process (own group, state
     and web port) with every endpoint from the stack fixtures (PostgreSQL, Kafka, topic prefix, Cassandra; no
-    schema registry unless ``registry_url=`` is given); every worker started is stopped after the test."""
+    schema registry unless ``registry_url=`` is given); every worker started is stopped after the test, before
+    the test's ``topics`` are deleted (a running worker would recreate them)."""
     started: list[WorkerProcess] = []
     host, port = cassandra_contact
     endpoints: dict[str, Any] = {
