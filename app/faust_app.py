@@ -41,6 +41,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "origin": __name__,
         "topic_partitions": 1,
         "consumer_metadata_max_age_ms": 5_000,
+        "broker_session_timeout": settings.kafka.session_timeout_s,
         "stream_wait_empty": True,
         # Keep fetching while a batch is applied: the buffer holds several batches (Faust's default, 4096,
         # is about two, so the consumer stalls between them).

@@ -12,21 +12,31 @@ import structlog
 
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|dsn|api_key|credential)", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]+):[^@\s]+@", re.IGNORECASE)
+_KEY_VALUE_PASSWORD = re.compile(
+    r"(?P<key>\b(?:password|passwd)\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'|[^\s'\"&]+)", re.IGNORECASE
+)
+"""libpq's ``key=value`` connection strings (``host=h password=secret``, ``password='with spaces'``), as
+psycopg and libpq quote them in errors, and ``?password=`` in URL queries."""
 REDACTED = "***"
 
 
 def redact_text(text: str) -> str:
-    """Hide the password part of any ``scheme://user:password@host`` URL inside ``text``."""
-    return _URL_PASSWORD.sub(lambda m: f"{m.group('scheme')}:{REDACTED}@", text)
+    """Hide passwords inside ``text``: of any ``scheme://user:password@host`` URL and of libpq
+    ``password=...`` settings."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m.group('scheme')}:{REDACTED}@", text)
+    return _KEY_VALUE_PASSWORD.sub(lambda m: f"{m.group('key')}{REDACTED}", text)
 
 
 def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: mask values of secret-looking keys and passwords embedded in URLs."""
+    """structlog processor: mask values of secret-looking keys and passwords embedded in text (URLs, libpq
+    ``password=``), exceptions passed as values included (rendered to their redacted text)."""
     for key, value in list(event_dict.items()):
         if _SECRET_KEY.search(key) and value is not None:
             event_dict[key] = REDACTED
         elif isinstance(value, str):
             event_dict[key] = redact_text(value)
+        elif isinstance(value, BaseException):
+            event_dict[key] = redact_text(f"{type(value).__name__}: {value}")
     return event_dict
 
 
@@ -39,10 +49,10 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        redact_secrets,
     ]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        # redaction after format_exc_info: a traceback's exception messages (libpq's included) are text then
+        processors=[*shared, structlog.processors.format_exc_info, redact_secrets, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,

@@ -29,6 +29,9 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:59092"
     topic_prefix: str = "cdc"
     dlq_topic: str = "dlq-events"
+    session_timeout_s: float = Field(default=60.0, ge=6.0)
+    """Consumer group session timeout: how long a crashed member holds its partitions (the broker's
+    ``group.min.session.timeout.ms`` is 6 s by default)."""
 
     @field_validator("topic_prefix")
     @classmethod

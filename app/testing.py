@@ -3,7 +3,9 @@ benchmarks and ``cdc demo`` need to build events and drive a pipeline on a runni
 
 - Change events: :func:`debezium_source`, :func:`debezium_cell` (the agent's JSON shape),
   :func:`debezium_like_schemas` (the same shape as Avro schemas), :func:`now_us` (a write timestamp).
-- Names and ports: :func:`unique`, :func:`free_port`.
+- Waiting: :func:`wait_until` (a condition with a deadline and a message; never a bare sleep).
+- Names and ports: :func:`unique`, :func:`free_port`; :class:`TcpProxy` (a forwarder that can be cut and
+  restored, to make a dependency unreachable for one worker without stopping the shared service).
 - Kafka: :func:`create_topics`, :func:`delete_topics`, :func:`produce`, :func:`end_offsets`.
 - Cassandra: :func:`create_keyspace`, :func:`create_cdc_keyspace` and :func:`wait_captured` (until the
   Debezium agent captures a table).
@@ -17,6 +19,7 @@ It ships in the wheel so that the benchmarks and the demo can use it; nothing in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import os
@@ -24,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -35,12 +39,114 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from app.cassandra_schema import table_schema
 from app.compare import TableDiff, compare_tables
 from models.cql_types import parse_cql_type
 from models.mirror_spec import spec_for
 from models.table_schema import Column, TableSchema
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, message: str) -> None:
+    """Poll ``predicate`` until it returns something truthy; ``TimeoutError(message)`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{message} (waited {timeout:g}s)")
+        time.sleep(0.25)
+
+
+class TcpProxy:
+    """A TCP forwarder ``127.0.0.1:<port>`` -> ``target`` that can be cut and restored on the same port.
+
+    :meth:`cut` closes the listening socket and every forwarded connection (clients see resets, then
+    "connection refused"); :meth:`restore` listens again on the same port. One thread accepts, two threads
+    pump each connection. Use it as a context manager (closed on exit)."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._listener: socket.socket | None = None
+        self._stop = threading.Event()
+        self.restore()
+
+    def dsn(self, dsn: str) -> str:
+        """``dsn`` (URL or key=value) pointed at this proxy instead of its host and port."""
+        return make_conninfo(dsn, host="127.0.0.1", port=str(self.port))
+
+    def restore(self) -> None:
+        """Listen (again) on the proxy's port; a no-op while listening."""
+        if self._listener is not None:
+            return
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        listener.settimeout(0.1)
+        self.port = int(listener.getsockname()[1])
+        self._listener, self._stop = listener, threading.Event()
+        threading.Thread(target=self._accept, args=(listener, self._stop), daemon=True).start()
+
+    def cut(self) -> None:
+        """Stop listening and drop every forwarded connection."""
+        listener, self._listener = self._listener, None
+        self._stop.set()
+        if listener is not None:
+            listener.close()
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            _close(sock)
+
+    close = cut
+
+    def __enter__(self) -> TcpProxy:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.cut()
+
+    def _accept(self, listener: socket.socket, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                _close(client)
+                continue
+            for sock in (client, upstream):
+                sock.settimeout(None)
+            with self._lock:
+                self._sockets |= {client, upstream}
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                _close(sock)
+            with self._lock:
+                self._sockets -= {src, dst}
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
 
 REPO = Path(__file__).resolve().parent.parent
 LOG_APPEND_TIME = 1
@@ -296,17 +402,73 @@ def create_keyspace(session: Any, keyspace: str) -> None:
 
 
 def create_cdc_keyspace(
-    session: Any, keyspace: str, tables: dict[str, str], topic_prefix: str, bootstrap: str
+    session: Any,
+    keyspace: str,
+    tables: dict[str, str],
+    topic_prefix: str,
+    bootstrap: str,
+    agent_log: Path | None = None,
+    timeout: float = 60,
 ) -> None:
     """Create ``keyspace`` and CDC tables (``name -> CQL column/key definition``), then wait until the Debezium
-    agent captures each table (it misses tables created in the same schema refresh as their keyspace)."""
+    agent captures each table.
+
+    The agent misses tables created in the same schema refresh as their keyspace, so the tables are created
+    only once the agent has added the keyspace to its schema (its log line ``Added keyspace [CREATE KEYSPACE
+    <ks>``), and each table counts as captured once the agent has cached its schema and a probe row's events
+    reach the table's topic (:func:`wait_captured`). ``agent_log`` is the agent's log file (the stack's
+    ``logs/debezium.log``; default: under ``$CDC_STACK_DIR`` or ``<repo>/.stack`` when it exists); without
+    one, only the driver's schema agreement on the keyspace is awaited."""
+    log = _AgentLog(agent_log if agent_log is not None else _default_agent_log())
     create_keyspace(session, keyspace)
-    time.sleep(3)
+    wait_until(
+        lambda: (
+            keyspace in session.cluster.metadata.keyspaces
+            and session.cluster.control_connection.wait_for_schema_agreement(wait_time=5)
+        ),
+        timeout,
+        f"Cassandra did not agree on the schema of keyspace {keyspace}",
+    )
+    log.wait_for(
+        f"Added keyspace [CREATE KEYSPACE {keyspace} ", timeout, f"the agent to add keyspace {keyspace}"
+    )
     for name, definition in tables.items():
         session.execute(f"CREATE TABLE {keyspace}.{name} ({definition}) WITH cdc = true")
-    time.sleep(2)
     for name in tables:
-        wait_captured(session, keyspace, name, topic_prefix, bootstrap)
+        log.wait_for(
+            f"Added the schema for {keyspace}.{name} to table schema cache",
+            timeout,
+            f"the agent to cache the schema of {keyspace}.{name}",
+        )
+        wait_captured(session, keyspace, name, topic_prefix, bootstrap, timeout)
+
+
+def _default_agent_log() -> Path | None:
+    path = Path(os.environ.get("CDC_STACK_DIR") or REPO / ".stack") / "logs" / "debezium.log"
+    return path if path.exists() else None
+
+
+class _AgentLog:
+    """Lines the Debezium agent logs from now on (a missing file means: nothing to wait for)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path is not None else 0
+
+    def wait_for(self, text: str, timeout: float, what: str) -> None:
+        if self.path is None:
+            return
+        path = self.path
+
+        def seen() -> bool:
+            size = path.stat().st_size
+            if size < self.offset:  # rotated or truncated: read it from the start
+                self.offset = 0
+            with path.open("rb") as f:
+                f.seek(self.offset)
+                return text.encode() in f.read()
+
+        wait_until(seen, timeout, f"waited for {what}: no {text!r} in {path}")
 
 
 PROBE_VALUES: dict[str, object] = {
@@ -344,7 +506,7 @@ def wait_captured(
         session.execute(delete, values)
         if _topic_size(bootstrap, topic) > 0:
             return
-        time.sleep(2)
+        time.sleep(1)  # polling under the deadline: write the probe again
     raise TimeoutError(f"the Debezium agent did not capture {keyspace}.{table} within {timeout}s")
 
 
@@ -383,21 +545,46 @@ def wait_applied(
 
 @dataclass
 class WorkerProcess:
-    """``cdc worker`` as a real subprocess, replicating only ``keyspaces``, with its own group and state."""
+    """``cdc worker`` as a real subprocess, replicating only ``keyspaces``, with its own group and state.
+
+    The endpoints (``pg_dsn``, ``kafka_bootstrap``, ``topic_prefix``, ``cassandra_host``/``cassandra_port``,
+    ``registry_url``) are passed to the worker explicitly when given (the tests' ``start_worker`` gives them
+    all, from the stack fixtures); ``registry_url=None`` means the worker runs without a schema registry,
+    whatever the environment says."""
 
     keyspaces: list[str]
     workdir: Path
     web_port: int
     app_id: str = field(default_factory=lambda: unique("it_worker"))
     extra_env: dict[str, str] = field(default_factory=dict)
+    pg_dsn: str | None = None
+    kafka_bootstrap: str | None = None
+    topic_prefix: str | None = None
+    cassandra_host: str | None = None
+    cassandra_port: int | None = None
+    registry_url: str | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def log_path(self) -> Path:
         return self.workdir / f"{self.app_id}.log"
 
+    def endpoints(self) -> dict[str, str]:
+        """The endpoint variables of the worker's environment (only those given)."""
+        given = {
+            "CDC_POSTGRES__DSN": self.pg_dsn,
+            "CDC_KAFKA__BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "CDC_KAFKA__TOPIC_PREFIX": self.topic_prefix,
+            "CDC_CASSANDRA__HOSTS": json.dumps([self.cassandra_host]) if self.cassandra_host else None,
+            "CDC_CASSANDRA__PORT": str(self.cassandra_port) if self.cassandra_port else None,
+            "CDC_REGISTRY__URL": self.registry_url,
+        }
+        return {k: v for k, v in given.items() if v is not None}
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
+        env.pop("CDC_REGISTRY__URL", None)
+        env.update(self.endpoints())
         env.update(
             {
                 "CDC_APP_ID": self.app_id,

@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -278,3 +279,17 @@ def cassandra_contact(stack_session: StackSession) -> tuple[str, int]:
 @pytest.fixture(scope="session")
 def topic_prefix(stack_settings: Settings) -> str:
     return stack_settings.topic_prefix
+
+
+@pytest.fixture(scope="session")
+def registry_url(stack_session: StackSession) -> str:
+    """Confluent-compatible API of the stack's schema registry (Apicurio)."""
+    _need(stack_session, "apicurio")
+    return stack_session.settings.registry_url
+
+
+@pytest.fixture(scope="session")
+def agent_log(stack_session: StackSession) -> Path:
+    """The Debezium agent's log file (what :func:`app.testing.create_cdc_keyspace` waits on)."""
+    _need(stack_session, "debezium")
+    return stack_session.settings.log_file("debezium")

@@ -100,6 +100,12 @@ def run_demo(settings: Settings, rate: float, seconds: float, say: Say) -> bool:
         Path(settings.data_dir).resolve(),
         settings.web.port,
         app_id=DEMO_APP_ID,
+        pg_dsn=pg_dsn,
+        kafka_bootstrap=settings.kafka.bootstrap_servers,
+        topic_prefix=settings.kafka.topic_prefix,
+        cassandra_host=settings.cassandra.hosts[0],
+        cassandra_port=settings.cassandra.port,
+        registry_url=settings.registry.url,
         extra_env={
             "CDC_SINK__TTL_SWEEP_INTERVAL_S": "1",
             "CDC_SINK__BATCH_SIZE": "500",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from cassandra.cluster import Cluster
 
-from app.testing import StartWorker, WorkerProcess, drop_pg_schema, free_port, unique
+from app.testing import StartWorker, WorkerProcess, delete_topics, drop_pg_schema, free_port, unique
 from tests.stack_fixtures import marker_services
 
 
@@ -44,13 +44,39 @@ def keyspace(request: pytest.FixtureRequest, cql: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
+def topics(kafka_bootstrap: str) -> Iterator[list[str]]:
+    """Kafka topics the test creates or makes the agent create: append their names; deleted afterwards."""
+    names: list[str] = []
+    yield names
+    if names:
+        delete_topics(kafka_bootstrap, names)
+
+
+@pytest.fixture
+def start_worker(
+    tmp_path: Path,
+    pg_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    cassandra_contact: tuple[str, int],
+    topics: list[str],
+) -> Iterator[StartWorker]:
     """``start_worker(keyspaces, **WorkerProcess fields)`` starts a ``cdc worker`` process (own group, state
-    and web port); every worker started is stopped after the test."""
+    and web port) with every endpoint from the stack fixtures (PostgreSQL, Kafka, topic prefix, Cassandra; no
+    schema registry unless ``registry_url=`` is given); every worker started is stopped after the test, before
+    the test's ``topics`` are deleted (a running worker would recreate them)."""
     started: list[WorkerProcess] = []
+    host, port = cassandra_contact
+    endpoints: dict[str, Any] = {
+        "pg_dsn": pg_dsn,
+        "kafka_bootstrap": kafka_bootstrap,
+        "topic_prefix": topic_prefix,
+        "cassandra_host": host,
+        "cassandra_port": port,
+    }
 
     def start(keyspaces: list[str], **fields: Any) -> WorkerProcess:
-        worker = WorkerProcess(keyspaces, tmp_path, free_port(), **fields)
+        worker = WorkerProcess(keyspaces, tmp_path, free_port(), **{**endpoints, **fields})
         started.append(worker)
         worker.start()
         return worker

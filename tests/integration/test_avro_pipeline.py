@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import time
+from collections.abc import Iterator
 from typing import Any
 
 import fastavro
@@ -22,22 +22,24 @@ from schema_registry.client.schema import AvroSchema
 
 from app.testing import (
     StartWorker,
+    WorkerProcess,
     compare_keyspace,
     create_keyspace,
     create_topics,
     debezium_like_schemas,
     debezium_source,
+    delete_topics,
     free_port,
     now_us,
     produce,
     wait_applied,
+    wait_until,
 )
 from app.testing import debezium_cell as cell
 from models.avro import frame
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres", "kafka", "cassandra", "apicurio")]
 
-REGISTRY = "http://127.0.0.1:58081/apis/ccompat/v7"
 TABLE = "items"
 DEFINITION = """id int, seq int, name text, qty int, data blob, at timestamp, ratio float,
                 scores frozen<map<int, text>>, PRIMARY KEY (id, seq)"""
@@ -73,14 +75,14 @@ AT_MS = 1562202942545
 class AvroTopic:
     """The table's topic with its key/value schemas registered; encodes events in the wire format."""
 
-    def __init__(self, bootstrap: str, topic_prefix: str, keyspace: str) -> None:
+    def __init__(self, bootstrap: str, topic_prefix: str, keyspace: str, registry_url: str) -> None:
         self.bootstrap = bootstrap
         self.topic = f"{topic_prefix}.{keyspace}.{TABLE}"
         self.keyspace = keyspace
         self.key_schema, self.value_schema = debezium_like_schemas(
             keyspace, TABLE, key=[("id", "int"), ("seq", "int")], columns=COLUMNS
         )
-        client = SchemaRegistryClient(REGISTRY)
+        client = SchemaRegistryClient(registry_url)
         self.key_id = client.register(f"{self.topic}-key", AvroSchema(self.key_schema))
         self.value_id = client.register(f"{self.topic}-value", AvroSchema(self.value_schema))
         create_topics(bootstrap, [self.topic])
@@ -109,11 +111,16 @@ class AvroTopic:
 
 
 @pytest.fixture
-def avro_topic(cql: Any, keyspace: str, kafka_bootstrap: str, topic_prefix: str) -> AvroTopic:
-    """The keyspace with its table (without CDC: no agent events interleave) and the table's Avro topic."""
+def avro_topic(
+    cql: Any, keyspace: str, kafka_bootstrap: str, topic_prefix: str, registry_url: str
+) -> Iterator[AvroTopic]:
+    """The keyspace with its table (without CDC: no agent events interleave) and the table's Avro topic
+    (deleted afterwards)."""
     create_keyspace(cql, keyspace)
     cql.execute(f"CREATE TABLE {keyspace}.{TABLE} ({DEFINITION})")
-    return AvroTopic(kafka_bootstrap, topic_prefix, keyspace)
+    topic = AvroTopic(kafka_bootstrap, topic_prefix, keyspace, registry_url)
+    yield topic
+    delete_topics(kafka_bootstrap, [topic.topic])
 
 
 def row_cells(
@@ -158,7 +165,7 @@ def dead_letters(pg_dsn: str, topic: str) -> list[tuple[Any, ...]]:
 
 
 def test_avro_events_are_applied(
-    cql: Any, keyspace: str, avro_topic: AvroTopic, start_worker: StartWorker, pg_dsn: str
+    cql: Any, keyspace: str, avro_topic: AvroTopic, start_worker: StartWorker, pg_dsn: str, registry_url: str
 ) -> None:
     t = avro_topic
     base = now_us()
@@ -223,7 +230,7 @@ def test_avro_events_are_applied(
     unknown = (None, frame(UNKNOWN_SCHEMA_ID, b"\x02"))
     offsets = t.produce([*records, unknown])
 
-    worker = start_worker([keyspace], extra_env={"CDC_REGISTRY__URL": REGISTRY})
+    worker = start_worker([keyspace], registry_url=registry_url)
     wait_applied(pg_dsn, worker.app_id, t.bootstrap, [t.topic], timeout=120)
 
     diffs = compare_keyspace(cql, pg_dsn, keyspace, [TABLE])
@@ -242,8 +249,13 @@ def test_avro_events_are_applied(
     assert str(UNKNOWN_SCHEMA_ID) in letters[0][2]
 
 
+def retries_logged(worker: WorkerProcess) -> int:
+    """How many "transient failure, retrying" lines the worker has logged so far."""
+    return worker.log_tail(2000).count("transient failure, retrying")
+
+
 def test_registry_down_is_retried_not_dead_lettered(
-    cql: Any, keyspace: str, avro_topic: AvroTopic, start_worker: StartWorker, pg_dsn: str
+    cql: Any, keyspace: str, avro_topic: AvroTopic, start_worker: StartWorker, pg_dsn: str, registry_url: str
 ) -> None:
     t = avro_topic
     ts = now_us()
@@ -252,15 +264,13 @@ def test_registry_down_is_retried_not_dead_lettered(
         [t.event("i", ts, {"id": 9, "seq": 9}, row_cells(9, 9, "late", 9, b"\x09", 9.5, {9: "nine"}))]
     )
 
-    down = start_worker(
-        [keyspace], extra_env={"CDC_REGISTRY__URL": f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"}
-    )
-    deadline = time.monotonic() + 90
-    while "transient failure, retrying" not in down.log_tail(400) and time.monotonic() < deadline:
-        time.sleep(1)
-    assert "transient failure, retrying" in down.log_tail(400), down.log_tail()
+    down = start_worker([keyspace], registry_url=f"http://127.0.0.1:{free_port()}/apis/ccompat/v7")
+    # several retries (not one lucky look): the record is retried, never dead-lettered nor skipped
+    try:
+        wait_until(lambda: retries_logged(down) >= 3, 90, "the worker did not retry the batch 3 times")
+    except TimeoutError as error:
+        pytest.fail(f"{error}\n{down.log_tail()}")
     assert "RegistryUnavailable" in down.log_tail(400) or "unreachable" in down.log_tail(400)
-    time.sleep(3)
     assert dead_letters(pg_dsn, t.topic) == []
     with psycopg.connect(pg_dsn) as conn:
         stored = conn.execute(
@@ -272,7 +282,7 @@ def test_registry_down_is_retried_not_dead_lettered(
     down.kill9()
 
     # a fresh group (its old member would hold the partition until the session timeout) with the registry up
-    up = start_worker([keyspace], extra_env={"CDC_REGISTRY__URL": REGISTRY})
+    up = start_worker([keyspace], registry_url=registry_url)
     wait_applied(pg_dsn, up.app_id, t.bootstrap, [t.topic], timeout=120)
     assert dead_letters(pg_dsn, t.topic) == []
     diffs = compare_keyspace(cql, pg_dsn, keyspace, [TABLE])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,6 +26,7 @@ from app.testing import (
     now_us,
     produce,
     wait_applied,
+    wait_until,
 )
 from app.testing import debezium_cell as cell
 from models.avro import frame
@@ -64,10 +66,18 @@ async def read_dead_letters(bootstrap: str, origin_topic: str, count: int, timeo
 
 
 def test_bad_records_are_dead_lettered_and_the_stream_goes_on(
-    cql: Any, keyspace: str, start_worker: StartWorker, pg_dsn: str, kafka_bootstrap: str, topic_prefix: str
+    cql: Any,
+    keyspace: str,
+    start_worker: StartWorker,
+    pg_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    agent_log: Path,
+    topics: list[str],
 ) -> None:
-    create_cdc_keyspace(cql, keyspace, {TABLE: DEFINITION}, topic_prefix, kafka_bootstrap)
     topic = f"{topic_prefix}.{keyspace}.{TABLE}"
+    topics.append(topic)
+    create_cdc_keyspace(cql, keyspace, {TABLE: DEFINITION}, topic_prefix, kafka_bootstrap, agent_log)
     for i in range(5):
         cql.execute(f"INSERT INTO {keyspace}.{TABLE} (id, seq, name, qty) VALUES (1, {i}, 'n{i}', {i})")
 
@@ -101,14 +111,17 @@ def test_bad_records_are_dead_lettered_and_the_stream_goes_on(
 
     worker = start_worker([keyspace])
     diffs: list[Any] = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # the agent's capture lags the CQL writes by up to seconds
+
+    def converged() -> bool:
+        """Applied up to the end of the topic and equal (the agent's capture lags the CQL writes)."""
         wait_applied(pg_dsn, worker.app_id, kafka_bootstrap, [topic], timeout=120)
-        diffs = compare_keyspace(cql, pg_dsn, keyspace, [TABLE])
-        if all(d.equal for d in diffs):
-            break
-        time.sleep(2)
-    assert all(d.equal for d in diffs), [d.summary() for d in diffs] + [worker.log_tail()]
+        diffs[:] = compare_keyspace(cql, pg_dsn, keyspace, [TABLE])
+        return all(d.equal for d in diffs)
+
+    try:
+        wait_until(converged, 120, "PostgreSQL did not converge to Cassandra")
+    except TimeoutError as error:
+        pytest.fail(f"{error}: {[d.summary() for d in diffs]}\n{worker.log_tail()}")
 
     with psycopg.connect(pg_dsn) as conn:
         rows = conn.execute(

@@ -6,7 +6,6 @@ row by row once the worker's checkpoints reach the end of the topics.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import random
 import time
@@ -23,7 +22,6 @@ from app.testing import (
     WorkerProcess,
     compare_keyspace,
     create_cdc_keyspace,
-    end_offsets,
     now_us,
     wait_applied,
 )
@@ -242,47 +240,3 @@ def test_random_out_of_order_workload_converges(
     wait_applied(pg_dsn, worker.app_id, kafka_bootstrap, [f"{topic_prefix}.{keyspace}.t"])
     time.sleep(4)  # two-second TTLs have passed; the worker's sweep runs every second in tests
     assert_converged(cql, pg_dsn, keyspace, ["t"], worker)
-
-
-def test_kill_9_mid_stream_loses_and_duplicates_nothing(
-    cql: Any, keyspace: str, start_worker: StartWorker, pg_dsn: str, kafka_bootstrap: str, topic_prefix: str
-) -> None:
-    create_cdc_keyspace(cql, keyspace, {"t": WORKLOAD}, topic_prefix, kafka_bootstrap)
-    topic = f"{topic_prefix}.{keyspace}.t"
-    rng = random.Random(7)
-    statements = random_statements(rng, keyspace, 1500, now_us())
-    worker = start_worker([keyspace])
-    chunk = len(statements) // 4
-    for round_ in range(4):
-        for statement in statements[round_ * chunk : (round_ + 1) * chunk]:
-            cql.execute_async(statement)
-        time.sleep(rng.uniform(1.0, 4.0))
-        worker.kill9()
-        worker.start()
-    for statement in statements[4 * chunk :]:
-        cql.execute(statement)
-    wait_applied(pg_dsn, worker.app_id, kafka_bootstrap, [topic], timeout=180)
-    time.sleep(4)
-    assert_converged(cql, pg_dsn, keyspace, ["t"], worker)
-    produced = sum(asyncio.run(end_offsets(kafka_bootstrap, [topic])).values())
-    with psycopg.connect(pg_dsn) as conn:
-        counted = conn.execute(
-            "SELECT coalesce(sum(events), 0) FROM _cdc_checkpoints WHERE group_id = %s", (worker.app_id,)
-        ).fetchone()
-    assert counted is not None
-    assert counted[0] == produced, "every record counted exactly once across crashes"
-
-
-def test_table_created_after_start_is_picked_up_without_restart(
-    cql: Any, keyspace: str, start_worker: StartWorker, pg_dsn: str, kafka_bootstrap: str, topic_prefix: str
-) -> None:
-    worker = start_worker([keyspace])  # no topic of this keyspace exists yet
-    time.sleep(8)
-    create_cdc_keyspace(cql, keyspace, {"t": WORKLOAD}, topic_prefix, kafka_bootstrap)
-    for statement in random_statements(random.Random(3), keyspace, 200, now_us()):
-        cql.execute(statement)
-    wait_applied(pg_dsn, worker.app_id, kafka_bootstrap, [f"{topic_prefix}.{keyspace}.t"])
-    time.sleep(4)
-    assert_converged(cql, pg_dsn, keyspace, ["t"], worker)
-    assert worker.proc is not None
-    assert worker.proc.poll() is None, "the worker kept running"

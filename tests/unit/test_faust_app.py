@@ -17,6 +17,7 @@ def test_safety_defaults() -> None:
     assert options["consumer_auto_offset_reset"] == "earliest"
     assert options["autodiscover"] == list(DISCOVERED)
     assert options["stream_buffer_maxsize"] >= 4 * load_settings().sink.batch_size
+    assert options["broker_session_timeout"] == 60.0  # Faust's default unless CDC_KAFKA__SESSION_TIMEOUT_S
 
 
 def test_configured_host_and_port_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
