@@ -211,7 +211,9 @@ def test_every_type_round_trips(
     insert = cql.prepare(f"INSERT INTO {keyspace}.all_types ({', '.join(COLUMNS)}) VALUES ({marks})")
     for row in ROWS:
         cql.execute(insert, row)
-    worker = start_worker([keyspace])
+    # The worker's PostgreSQL sessions are not in UTC, so a timestamp that lost its time zone on the way
+    # would be read as local time and show up shifted.
+    worker = start_worker([keyspace], extra_env={"PGTZ": "Asia/Kolkata"})
     wait_applied(pg_dsn, worker.app_id, kafka_bootstrap, [f"{topic_prefix}.{keyspace}.all_types"])
     assert_converged(cql, pg_dsn, keyspace, ["all_types"], worker)
     with psycopg.connect(pg_dsn) as conn:
