@@ -402,10 +402,13 @@ def test_table_targets_redirect_the_mirror(
                 "(SELECT count(*) FROM information_schema.tables WHERE table_schema = %s)",
                 (f'"{target_schema}"."{target_name}"', f'"{keyspace}"."t"', keyspace),
             ).fetchone()
+            assert where == (True, False, 0), (
+                f"(target exists, {keyspace}.t exists, tables in {keyspace}): the mirror must be in the "
+                "target only"
+            )
             rows = conn.execute(
                 sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(target_schema, target_name))
             ).fetchone()
-        assert where == (True, False, 0), "mirror in the target only, nothing in the keyspace's schema"
         assert rows is not None
         assert rows[0] == len(list(cql.execute(f"SELECT p FROM {keyspace}.t"))) > 0
     finally:
