@@ -50,14 +50,15 @@ ALL_TYPES = """
 """
 
 
-def report(diffs: list[TableDiff], worker: WorkerProcess) -> str:
+def report(diffs: list[TableDiff]) -> str:
+    """The diffs' summaries and the first differences of each table."""
     text = "\n".join(d.summary() for d in diffs)
     for d in diffs:
         for key, cols in list(d.different.items())[:5]:
             text += f"\n  {d.table} {key}: {cols}"
         text += "".join(f"\n  missing {k}" for k in d.missing[:5])
         text += "".join(f"\n  extra {k}" for k in d.extra[:5])
-    return text + "\n--- worker log ---\n" + worker.log_tail()
+    return text
 
 
 def wait_converged(
@@ -71,17 +72,27 @@ def wait_converged(
 ) -> None:
     """Compare until Cassandra and the mirror are equal; after ``timeout`` s fail with the last differences."""
     last: list[TableDiff] = []
+    absent: list[str] = []
 
     def equal() -> bool:
-        last[:] = compare_keyspace(cql, pg_dsn, keyspace, tables, targets)
+        try:
+            last[:] = compare_keyspace(cql, pg_dsn, keyspace, tables, targets)
+        except psycopg.errors.UndefinedTable as error:  # the mirror is not there (yet)
+            absent[:] = [str(error).splitlines()[0]]
+            return False
+        absent.clear()
         return all(d.equal for d in last)
 
-    wait_until(equal, timeout, lambda: "Cassandra and PostgreSQL still differ:\n" + report(last, worker), 1.0)
+    def failure() -> str:
+        state = absent[0] if absent else report(last)
+        return f"Cassandra and PostgreSQL still differ:\n{state}\n--- worker log ---\n{worker.log_tail()}"
+
+    wait_until(equal, timeout, failure, 1.0)
 
 
 def assert_converged(cql: Any, pg_dsn: str, keyspace: str, tables: list[str], worker: WorkerProcess) -> None:
     diffs = compare_keyspace(cql, pg_dsn, keyspace, tables)
-    assert all(d.equal for d in diffs), report(diffs, worker)
+    assert all(d.equal for d in diffs), report(diffs) + "\n--- worker log ---\n" + worker.log_tail()
 
 
 COLUMNS = (
