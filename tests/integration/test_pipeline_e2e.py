@@ -287,11 +287,15 @@ def test_every_type_round_trips(
     assert mirror_tokens == cassandra_tokens
 
 
+SHORT_TTL = 6
 WORKLOAD = "p int, c int, v int, w text, tags set<int>, PRIMARY KEY (p, c)"
 
 
-def random_statements(rng: random.Random, keyspace: str, n: int, base_ts: int) -> list[str]:
-    """Writes with explicit timestamps in random order, deletes of every kind, TTLs, collection changes."""
+def random_statements(
+    rng: random.Random, keyspace: str, n: int, base_ts: int, short_ttl: int = 2
+) -> list[str]:
+    """Writes with explicit timestamps in random order, deletes of every kind, TTLs (``short_ttl`` or an
+    hour), collection changes."""
     out = []
     for _ in range(n):
         p, c = rng.randint(0, 4), rng.randint(0, 9)
@@ -321,7 +325,7 @@ def random_statements(rng: random.Random, keyspace: str, n: int, base_ts: int) -
                 f"DELETE FROM {t} USING TIMESTAMP {ts} WHERE p = {p} AND c >= {lo} AND c < {lo + rng.randint(1, 4)}"
             )
         elif kind == "ttl":
-            ttl = rng.choice([2, 3600])
+            ttl = rng.choice([short_ttl, 3600])
             out.append(
                 f"INSERT INTO {t} (p, c, v) VALUES ({p}, {c}, {rng.randint(0, 9)}) USING TIMESTAMP {ts} AND TTL {ttl}"
             )
@@ -343,10 +347,20 @@ def test_random_out_of_order_workload_converges(
     rng = random.Random(20261126)
     worker = start_worker([keyspace])
     base = now_us()
-    for statement in random_statements(rng, keyspace, 600, base):
+    # Short TTLs outlast the capture latency (seconds), so that most TTL'd cells reach the mirror alive and
+    # only the worker's sweep (every second in tests) can expire them there.
+    for statement in random_statements(rng, keyspace, 600, base, short_ttl=SHORT_TTL):
         cql.execute(statement)
+
+    def short_ttls_alive() -> int:
+        ttls = cql.execute(f"SELECT ttl(v) FROM {keyspace}.t")
+        return sum(1 for (ttl,) in ttls if ttl is not None and ttl <= SHORT_TTL)
+
+    assert short_ttls_alive() > 0, "the workload left no live short-TTL cell: nothing for the sweep to do"
     wait_applied(pg_dsn, worker.app_id, kafka_bootstrap, [f"{topic_prefix}.{keyspace}.t"])
-    # Two-second TTLs expire in Cassandra first; the worker's sweep (every second in tests) follows.
+    wait_until(
+        lambda: short_ttls_alive() == 0, SHORT_TTL + 10, f"short-TTL cells still alive in {keyspace}.t"
+    )
     wait_converged(cql, pg_dsn, keyspace, ["t"], worker, timeout=30)
 
 
