@@ -155,7 +155,7 @@ ROWS: list[tuple[object, ...]] = [
             TU,
             "::ffff:1.2.3.4",
         ),
-        *([0], {"z", "a", "m"}, {"é": 2, "e": 1}, ["b", "a"], {10, -1, 2}, {10: "ten", -5: "neg"}),
+        *([0], {"z", "a", "m"}, {"é": 2, "e": 1}, ["b", "a"], {10, -1, 2, 16}, {10: "ten", -5: "neg"}),
         *((None, "x", -math.inf), [[], [5]]),
     ),
 ]
@@ -195,7 +195,7 @@ MIRROR: list[dict[str, object]] = [
         "ts": dt.datetime(2026, 6, 1, 10, 0, tzinfo=UTC),
         "du": -dt.timedelta(days=32, microseconds=1),  # a month is 30 days; truncated toward zero
         **{"u": U4, "tu": TU, "ip": ipaddress.IPv4Address("1.2.3.4")},  # IPv4-mapped IPv6 arrives as IPv4
-        **{"l": [0], "s": ["a", "m", "z"], "m": {"e": 1, "é": 2}, "fl": ["b", "a"], "fs": [-1, 2, 10]},
+        **{"l": [0], "s": ["a", "m", "z"], "m": {"e": 1, "é": 2}, "fl": ["b", "a"], "fs": [-1, 2, 10, 16]},
         **{"fm": [[-5, "neg"], [10, "ten"]], "tup": [None, "x", "-Infinity"], "nested": [[], [5]]},
     },
 ]
