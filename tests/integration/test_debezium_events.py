@@ -293,7 +293,9 @@ def wait_registered(session: Any, reader: TopicReader, ks: str) -> None:
 def test_statement_events(
     cql: Any, keyspace: str, topic: str, kafka_bootstrap: str, record_property: Any
 ) -> None:
-    # The agent misses a table created in the same schema refresh as its keyspace: leave a gap.
+    # The agent misses a table created in the same schema refresh as its keyspace: leave a gap. Not a
+    # synchronisation on state the test can observe (the agent exposes none but its log); whether the table
+    # is then captured is waited for with a deadline in wait_registered.
     time.sleep(3)
     cql.execute(
         f"CREATE TABLE {keyspace}.{TABLE} (tenant text, id int, seq int, sub text, name text, qty int, "
