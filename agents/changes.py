@@ -34,12 +34,18 @@ log = structlog.get_logger("cdc.agent")
 SendDeadLetter = Callable[[bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[None]]
 
 
+RESUBSCRIBE_PAUSE_S = 2.0
+"""How long Faust waits to coalesce subscription changes before it resubscribes (its default: 45 s)."""
+
+
 class Consumer(Protocol):
     """The part of Faust's consumer the hooks use (a fake in unit tests)."""
 
     async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]: ...
 
     async def seek(self, partition: TP, offset: int) -> None: ...
+
+    def assignment(self) -> set[TP]: ...
 
 
 class WorkerRuntime(Protocol):
@@ -101,6 +107,9 @@ def ours(partitions: Iterable[TP]) -> list[tuple[str, int]]:
 async def start_worker() -> None:
     """Build the runtime and subscribe to the change topics that exist (before the first subscription)."""
     current_runtime()
+    # Faust's conductor coalesces subscription changes for 45 s before resubscribing, so a table created
+    # while the worker runs would wait ~50 s; our only source of changes is the 5 s discovery timer.
+    app.topics._resubscribe_sleep_lock_seconds = RESUBSCRIBE_PAUSE_S  # type: ignore[attr-defined]
     await discover_topics(resubscribe=False)
 
 
@@ -156,6 +165,30 @@ async def resume_gaps(runtime: WorkerRuntime, consumer: Consumer, gaps: dict[tup
         await consumer.seek(TP(topic, partition), stored)
 
 
+async def reclaim_assigned(
+    runtime: WorkerRuntime, consumer: Consumer, unclaimed: Sequence[tuple[str, int]]
+) -> None:
+    """Records of partitions that Kafka assigns to this worker but that were not claimed when their batch ran
+    (the batch raced the assignment hook) must not be lost: claim them now and seek back to where PostgreSQL
+    says applying resumes. Partitions no longer assigned (revoked, or fenced by their new owner) stay left."""
+    assigned = consumer.assignment()
+    mine = sorted(tp for tp in unclaimed if TP(*tp) in assigned)
+    if not mine:
+        return
+    claims = await runtime.claim(mine)
+    earliest = await consumer.earliest_offsets(*(TP(*tp) for tp in mine))
+    for tp in mine:
+        offset = claims[tp].next_offset
+        if offset is None:
+            offset = earliest[TP(*tp)]
+            runtime.expect(tp, offset)
+        await consumer.seek(TP(*tp), offset)
+    log.info(
+        "claimed assigned partitions a batch found unclaimed",
+        offsets={f"{t}:{p}": o for (t, p), o in claims.items()},
+    )
+
+
 # -- the stream ---------------------------------------------------------------------------------------------
 def record_of(event: Any) -> Record:
     message = event.message
@@ -185,6 +218,8 @@ async def handle_batch(
         return None
     if outcome.gaps:
         await resume_gaps(runtime, consumer, outcome.gaps)
+    if outcome.not_owned:
+        await reclaim_assigned(runtime, consumer, list(outcome.not_owned))
     try:
         remember(outcome)
         if outcome.dead_letters:

@@ -30,10 +30,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -47,14 +47,24 @@ from models.cql_types import parse_cql_type
 from models.mirror_spec import spec_for
 from models.table_schema import Column, TableSchema
 
+_T = TypeVar("_T")
 
-def wait_until(predicate: Callable[[], object], timeout: float, message: str) -> None:
-    """Poll ``predicate`` until it returns something truthy; ``TimeoutError(message)`` after ``timeout`` s."""
+
+def wait_until(
+    predicate: Callable[[], _T], timeout: float, message: str | Callable[[], str], interval: float = 0.5
+) -> _T:
+    """Call ``predicate`` until it returns a truthy value (returned) or ``timeout`` seconds pass; then raise
+    :class:`TimeoutError` with ``message`` (called, when callable, after the last attempt, so it can show
+    the last state). The predicate runs at least once."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        result = predicate()
+        if result:
+            return result
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"{message} (waited {timeout:g}s)")
-        time.sleep(0.25)
+            text = message() if callable(message) else message
+            raise TimeoutError(f"{text} (waited {timeout:g}s)")
+        time.sleep(interval)
 
 
 class TcpProxy:
@@ -632,12 +642,20 @@ StartWorker = Callable[..., WorkerProcess]
 """``start(keyspaces, **WorkerProcess fields) -> a started WorkerProcess`` (the tests' ``start_worker``)."""
 
 
-def compare_keyspace(session: Any, pg_dsn: str, keyspace: str, tables: Iterable[str]) -> list[TableDiff]:
+def compare_keyspace(
+    session: Any,
+    pg_dsn: str,
+    keyspace: str,
+    tables: Iterable[str],
+    targets: Mapping[str, str] | None = None,
+) -> list[TableDiff]:
+    """Compare Cassandra's ``keyspace.<table>`` with its mirror, row by row (:mod:`app.compare`'s oracle);
+    ``targets`` as the worker's ``CDC_SINK__TABLE_TARGETS`` (``{"ks.tbl": "schema.name"}``)."""
     cluster = session.cluster
     cluster.refresh_schema_metadata()
     pairs = []
     for name in tables:
         schema = table_schema(cluster, keyspace, name)
-        pairs.append((schema, spec_for(schema)))
+        pairs.append((schema, spec_for(schema, (targets or {}).get(f"{keyspace}.{name}"))))
     with psycopg.connect(pg_dsn) as conn:
         return compare_tables(session, conn, pairs)

@@ -43,6 +43,10 @@ class FakeRuntime:
 class FakeConsumer:
     earliest: dict[TP, int] = field(default_factory=dict)
     seeks: list[tuple[TP, int]] = field(default_factory=list)
+    assigned: set[TP] = field(default_factory=set)
+
+    def assignment(self) -> set[TP]:
+        return self.assigned
 
     async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
         return {tp: self.earliest.get(tp, 0) for tp in partitions}
@@ -112,3 +116,13 @@ def test_subscribe_adds_only_new_topics_and_drops_the_placeholder() -> None:
 def test_record_of_copies_the_message() -> None:
     message = SimpleNamespace(topic=TOPIC, partition=2, offset=9, key=b"k", value=b"v", timestamp=1.5)
     assert changes.record_of(SimpleNamespace(message=message)) == Record(TOPIC, 2, 9, b"k", b"v", 1500)
+
+
+def test_unclaimed_records_of_assigned_partitions_are_claimed_and_read_again() -> None:
+    outcome = Outcome()
+    outcome.not_owned.update({(TOPIC, 0): 3, (TOPIC, 1): 2, (TOPIC, 2): 1})
+    runtime = FakeRuntime(stored={(TOPIC, 0): 40, (TOPIC, 1): None}, outcomes=[outcome])
+    consumer = FakeConsumer(earliest={TP(TOPIC, 1): 5}, assigned={TP(TOPIC, 0), TP(TOPIC, 1)})
+    asyncio.run(changes.handle_batch(runtime, consumer, [], lambda _: None))
+    assert consumer.seeks == [(TP(TOPIC, 0), 40), (TP(TOPIC, 1), 5)]  # partition 2 is not ours: left alone
+    assert runtime.expected == {(TOPIC, 1): 5}
