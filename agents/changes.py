@@ -34,8 +34,10 @@ log = structlog.get_logger("cdc.agent")
 SendDeadLetter = Callable[[bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[None]]
 
 
-RESUBSCRIBE_PAUSE_S = 2.0
-"""How long Faust waits to coalesce subscription changes before it resubscribes (its default: 45 s)."""
+RESUBSCRIBE_PAUSE_S = 10.0
+"""How long Faust waits to coalesce subscription changes before it resubscribes (its default: 45 s). 10 s
+passed every run of tests/integration/test_discovery.py here; 2 s lost the new partition's records in 4 runs
+of 5 (assigned and claimed, never fetched; cause not found), so do not lower it without that test."""
 
 
 class Consumer(Protocol):
