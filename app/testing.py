@@ -68,56 +68,54 @@ def wait_until(
 
 
 class TcpProxy:
-    """A TCP forwarder ``127.0.0.1:<port>`` -> ``target`` that can be cut and restored on the same port.
+    """A TCP forwarder ``127.0.0.1:<port>`` -> ``target`` that can be cut and restored.
 
-    :meth:`cut` closes the listening socket and every forwarded connection (clients see resets, then
-    "connection refused"); :meth:`restore` listens again on the same port. One thread accepts, two threads
-    pump each connection. Use it as a context manager (closed on exit)."""
+    :meth:`cut` drops every forwarded connection and, until :meth:`restore`, closes each new one as soon as
+    it is accepted (clients see the server go away). The listening socket stays open throughout: giving the
+    port back and binding it again fails when the kernel hands it out meanwhile as another connection's
+    ephemeral source port. One thread accepts, two threads pump each connection. Use it as a context manager
+    (closed on exit)."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
-        self.port = 0
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
-        self._listener: socket.socket | None = None
+        self._cut = threading.Event()
         self._stop = threading.Event()
-        self.restore()
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        listener.settimeout(0.1)
+        self.port = int(listener.getsockname()[1])
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener, self._stop), daemon=True).start()
 
     def dsn(self, dsn: str) -> str:
         """``dsn`` (URL or key=value) pointed at this proxy instead of its host and port."""
         return make_conninfo(dsn, host="127.0.0.1", port=str(self.port))
 
     def restore(self) -> None:
-        """Listen (again) on the proxy's port; a no-op while listening."""
-        if self._listener is not None:
-            return
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        listener.settimeout(0.1)
-        self.port = int(listener.getsockname()[1])
-        self._listener, self._stop = listener, threading.Event()
-        threading.Thread(target=self._accept, args=(listener, self._stop), daemon=True).start()
+        """Forward new connections again."""
+        self._cut.clear()
 
     def cut(self) -> None:
-        """Stop listening and drop every forwarded connection."""
-        listener, self._listener = self._listener, None
-        self._stop.set()
-        if listener is not None:
-            listener.close()
+        """Drop every forwarded connection and refuse new ones until :meth:`restore`."""
+        self._cut.set()
         with self._lock:
             sockets, self._sockets = self._sockets, set()
         for sock in sockets:
             _close(sock)
 
-    close = cut
+    def close(self) -> None:
+        self.cut()
+        self._stop.set()
+        self._listener.close()
 
     def __enter__(self) -> TcpProxy:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.cut()
+        self.close()
 
     def _accept(self, listener: socket.socket, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -127,6 +125,9 @@ class TcpProxy:
                 continue
             except OSError:
                 return
+            if self._cut.is_set():
+                _close(client)
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
