@@ -280,8 +280,21 @@ async def discover_topics(*, resubscribe: bool) -> None:
     except UNREACHABLE as error:
         log.warning("topic discovery failed", error=str(error))
         return
-    if subscribe(found) and resubscribe:
+    subscribe(found)
+    if resubscribe and unsubscribed(list(changes.topics), app.topics._topic_name_index, app.rebalancing):  # type: ignore[attr-defined]
         app.topics._flag_changes()  # type: ignore[attr-defined]
+
+
+def unsubscribed(
+    wanted_topics: Sequence[str], subscribed: Mapping[str, object], rebalancing: bool
+) -> list[str]:
+    """Change topics the conductor has not subscribed yet, to flag (again) unless a rebalance is under way:
+    Faust's conductor drops a subscription change that arrives during a rebalance, so one flag is not
+    enough (seen here: a table discovered during the rebalance of Faust's own topics never replicated)."""
+    if rebalancing:
+        return []
+    placeholder = placeholder_topic(get_settings().kafka.topic_prefix)
+    return [t for t in wanted_topics if t not in subscribed and t != placeholder]
 
 
 def _all() -> Any:

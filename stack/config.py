@@ -35,6 +35,8 @@ class Settings:
     kafka_port: int = 59092
     kafka_controller_port: int = 59093
     kafka_heap: str = "512m"
+    kafka_partitions: int = 4
+    """Partitions of auto-created topics, i.e. of the agent's change topics (several workers share them)."""
     # Cassandra
     cassandra_port: int = 59042
     cassandra_storage_port: int = 57000

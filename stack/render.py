@@ -38,6 +38,7 @@ def kafka_server_properties(s: Settings, data_dir: Path) -> str:
         port=s.kafka_port,
         controller_port=s.kafka_controller_port,
         data_dir=data_dir,
+        partitions=s.kafka_partitions,
     )
 
 

@@ -24,8 +24,9 @@ from models.batch import TP, DeadLetter, Outcome, Record, TablePath
 from models.convergence import EMPTY_ROW, apply_readback
 from models.debezium import Envelope, parse_json, to_mutation
 from models.errors import InternalError, PermanentEventError, UnknownColumn
-from models.merge_plan import Plan, needs, plan
+from models.merge_plan import Needs, Plan, needs, plan
 from models.mutations import Key, Mutation, RowWrite
+from models.partition_locks import lock_order
 
 __all__ = ["Applier", "DeadLetter", "Outcome", "Record", "apply_table"]
 
@@ -163,12 +164,24 @@ class Applier:
                 continue  # the table is gone from Cassandra
         for entry in entries:
             with self.pool.connection() as conn, conn.transaction():
-                rows = entry.store.expired(conn, now, limit)
-                if rows:
-                    entry.store.write(conn, Plan(rows=rows), now)
+                rows = self._sweep_table(conn, entry, now, limit)
                 entry.store.purge(conn, grace_s)
             changed += len(rows)
         return changed
+
+    def _sweep_table(self, conn: Connection[Any], entry: TableEntry, now: int, limit: int) -> dict[Key, Any]:
+        """Rewrite the rows whose TTL has passed, under the same partition locks as batches: find them, lock
+        their partitions, then re-read their state (a batch may have committed in between)."""
+        due = entry.store.expired(conn, now, limit)
+        if not due:
+            return due
+        schema = entry.schema
+        self.ledger.lock_partitions(
+            conn, lock_order(schema.keyspace, schema.table, (schema.partition_of(k) for k in due))
+        )
+        rows, _ = entry.store.load(conn, Needs(frozenset(due), frozenset(), frozenset()))
+        entry.store.write(conn, Plan(rows=rows), now)
+        return rows
 
     def _dead_letter_only(
         self, record: Record, error: PermanentEventError, claims: dict[TP, Claim]
@@ -258,12 +271,23 @@ class Applier:
         outcome: Outcome,
     ) -> None:
         now = _now_us()
+        self._lock_partitions(conn, decoded)
         for path, items in decoded.items():
             entry = self.registry.resolve(*path)
             mutations = [m for _, m in items]
             outcome.rows_changed += apply_table(conn, entry, mutations, now, self.reader)
             for mutation in mutations:
                 outcome.applied[(path, type(mutation).__name__)] += 1
+
+    def _lock_partitions(
+        self, conn: Connection[Any], decoded: Mapping[TablePath, list[tuple[Record, Mutation]]]
+    ) -> None:
+        """Lock every Cassandra partition the batch touches, all tables together in ascending key order."""
+        keys: set[int] = set()
+        for (keyspace, table), items in decoded.items():
+            schema = self.registry.resolve(keyspace, table).schema
+            keys.update(lock_order(keyspace, table, needs(schema, [m for _, m in items]).partitions))
+        self.ledger.lock_partitions(conn, sorted(keys))
 
 
 def apply_table(

@@ -34,3 +34,10 @@ class PostgresLedger:
             assert row is not None
             ids.append(int(row[0]))
         return ids
+
+    def lock_partitions(self, conn: Connection[Any], keys: Sequence[int]) -> None:
+        if keys:
+            # unnest keeps the array's (ascending) order, so every transaction locks in the same order.
+            conn.execute(
+                "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS u(k)", (list(keys),)
+            )

@@ -247,11 +247,12 @@ class MirrorStore:
 
     # -- time ---------------------------------------------------------------------------------------------
     def expired(self, conn: Connection[Any], now_us: int, limit: int) -> dict[Key, RowState]:
-        """Visible rows with a cell or marker whose TTL has passed (locked for this transaction)."""
+        """Visible rows with a cell or marker whose TTL has passed (no row locks: the sweep takes the
+        partitions' advisory locks and re-reads them, like a batch)."""
         s = self.spec
         cols = [*self.pk, *(c.name for c in s.columns), *ddl.STATE_COLUMNS]
         query = sql.SQL(
-            "SELECT {} FROM {} WHERE _cdc_expires_at <= %s ORDER BY _cdc_expires_at LIMIT %s FOR UPDATE SKIP LOCKED"
+            "SELECT {} FROM {} WHERE _cdc_expires_at <= %s ORDER BY _cdc_expires_at LIMIT %s"
         ).format(ddl.column_list(cols), ddl.ident(s.schema, s.name))
         with conn.cursor(row_factory=dict_row) as cur:
             return dict(decode_row(s, record) for record in cur.execute(query, (now_us, limit)))

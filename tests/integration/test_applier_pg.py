@@ -5,6 +5,8 @@ a one-table resolver and the table has no non-frozen collection (nothing is read
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -333,3 +335,47 @@ def test_dead_rows_and_tombstones_are_kept_within_the_grace_period_and_purged_af
     a.sweep(tables, grace_s=0)
     assert (stage.dead_rows(), stage.tombstones()) == ([], [])
     assert stage.mirror() == {3: "c"}
+
+
+# -- partition locks ----------------------------------------------------------------------------------------
+def test_partition_locks_serialise_two_workers_on_one_cassandra_partition(stage: Stage) -> None:
+    """A's batch (an insert) has loaded its row's state when B's batch (a newer partition delete, from another
+    Kafka partition) arrives. B must wait for A's commit and then shadow A's row: without the lock B commits
+    in between and A writes the row back from its stale state, visible although it is deleted."""
+    a, b = stage.applier(), stage.applier()
+    tp_b = (stage.topic, 1)
+    a.claim([stage.tp])
+    b.claim([tp_b])
+    a_loaded, b_done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def pause_a_once() -> None:
+        if not a_loaded.is_set():
+            a_loaded.set()
+            b_done.wait(2.0)  # with the lock B cannot finish: give up waiting and commit
+
+    def run(fn: Callable[[], object], done: threading.Event | None = None) -> threading.Thread:
+        def body() -> None:
+            try:
+                fn()
+            except BaseException as error:  # reported below, in the test's thread
+                errors.append(error)
+            finally:
+                if done is not None:
+                    done.set()
+
+        thread = threading.Thread(target=body)
+        thread.start()
+        return thread
+
+    stage.store.before_write = pause_a_once
+    older_insert = stage.insert(0, 1, "older")
+    newer_delete = dataclasses.replace(stage.delete_partition(5, 1), partition=1)
+    thread_a = run(lambda: a.apply([older_insert]))
+    assert a_loaded.wait(10), "A's batch did not reach its write"
+    thread_b = run(lambda: b.apply([newer_delete]), b_done)
+    thread_a.join(20)
+    thread_b.join(20)
+    assert errors == []
+    assert stage.mirror() == {}, "the older insert must be shadowed by the newer partition delete"
+    assert stage.tombstones() == [(1, "partition")]

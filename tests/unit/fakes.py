@@ -56,6 +56,7 @@ class MemoryLedger:
     offsets: dict[TP, int] = field(default_factory=dict)
     events: dict[TP, int] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    locked: list[list[int]] = field(default_factory=list)
 
     def claim(self, conn: Any, group_id: str, partitions: Iterable[TP]) -> dict[TP, Claim]:
         claims = {}
@@ -78,6 +79,9 @@ class MemoryLedger:
         for tp, offset in offsets.items():
             self.offsets[tp] = offset
             self.events[tp] = self.events.get(tp, 0) + events.get(tp, 0)
+
+    def lock_partitions(self, conn: Any, keys: Sequence[int]) -> None:
+        self.locked.append(list(keys))
 
     def record_dead_letters(self, conn: Any, letters: Sequence[DeadLetter]) -> list[int]:
         self.dead_letters.extend(letters)

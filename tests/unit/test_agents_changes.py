@@ -126,3 +126,10 @@ def test_unclaimed_records_of_assigned_partitions_are_claimed_and_read_again() -
     asyncio.run(changes.handle_batch(runtime, consumer, [], lambda _: None))
     assert consumer.seeks == [(TP(TOPIC, 0), 40), (TP(TOPIC, 1), 5)]  # partition 2 is not ours: left alone
     assert runtime.expected == {(TOPIC, 1): 5}
+
+
+def test_topics_the_conductor_has_not_subscribed_are_flagged_again_outside_rebalances() -> None:
+    subscribed = {"cdc.ks.a": object()}
+    assert changes.unsubscribed(["cdc.ks.a", "cdc.ks.b"], subscribed, rebalancing=False) == ["cdc.ks.b"]
+    assert changes.unsubscribed(["cdc.ks.a", "cdc.ks.b"], subscribed, rebalancing=True) == []
+    assert changes.unsubscribed(["cdc.__cdc_discovery__"], {}, rebalancing=False) == []

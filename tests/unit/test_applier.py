@@ -12,6 +12,7 @@ from app.sink.registry import TableEntry
 from app.testing import cql_table, debezium_cell, debezium_source
 from models.batch import Record
 from models.convergence import Cell, ReadBack, RowState
+from models.partition_locks import lock_order
 from tests.unit.fakes import MemoryLedger, MemoryPool, MemoryReader, MemoryRegistry, MemoryStore
 
 TOPIC = "cdc.ks.t"
@@ -206,3 +207,10 @@ def test_the_sweep_rewrites_expired_rows() -> None:
     w = World()
     w.store.rows[(1,)] = RowState(cells={"name": Cell(1, "a", expires_at=10)})
     assert w.applier.sweep([("ks", "t"), ("ks", "gone")], grace_s=0) == 1
+
+
+def test_a_batch_locks_the_cassandra_partitions_it_touches() -> None:
+    w = World()
+    w.applier.claim([(TOPIC, 0)])
+    w.applier.apply([insert(0, 2, "a"), insert(1, 1, "b"), insert(2, 2, "c")])
+    assert w.ledger.locked == [lock_order("ks", "t", [(1,), (2,)])]

@@ -50,15 +50,17 @@ def test_kafka_server_properties_bind_loopback(s: Settings) -> None:
     assert p["log.dirs"] == "/state/data/x"
     assert p["process.roles"] == "broker,controller"
     assert p["auto.create.topics.enable"] == "true"
+    assert p["num.partitions"] == "4"  # change topics can be shared by several workers
     assert (
         "log.message.timestamp.type" not in p
     )  # broker default CreateTime: tests set LogAppendTime per topic
 
 
 def test_kafka_follows_settings() -> None:
-    s = Settings(host="127.0.0.2", kafka_port=1111, kafka_controller_port=2222)
+    s = Settings(host="127.0.0.2", kafka_port=1111, kafka_controller_port=2222, kafka_partitions=2)
     p = properties(render.kafka_server_properties(s, DATA))
     assert p["listeners"] == "PLAINTEXT://127.0.0.2:1111,CONTROLLER://127.0.0.2:2222"
+    assert p["num.partitions"] == "2"
 
 
 CASSANDRA_YAML = {
