@@ -226,12 +226,15 @@ class Applier:
         return [r for r in records if (r.topic, r.partition) not in outcome.gaps]
 
     def _is_new(self, record: Record, claims: Mapping[TP, Claim], outcome: Outcome) -> bool:
+        """Is ``record`` past both the stored offset and the records of this batch already seen? A batch can
+        hold an offset twice (records buffered before a rebalance's or gap's seek, then fetched again); the
+        copy is applied harmlessly (idempotent) but must not be counted again."""
         tp = (record.topic, record.partition)
-        stored = claims[tp].next_offset
-        outcome.next_offsets[tp] = max(outcome.next_offsets.get(tp, 0), record.offset + 1)
-        if stored is not None and record.offset < stored:
+        known = (claims[tp].next_offset, outcome.next_offsets.get(tp))
+        floor = max((o for o in known if o is not None), default=None)
+        outcome.next_offsets[tp] = max(floor or 0, record.offset + 1)
+        if floor is not None and record.offset < floor:
             outcome.skipped += 1
-            outcome.next_offsets[tp] = max(outcome.next_offsets[tp], stored)
             return False
         outcome.consumed[tp] += 1
         return True

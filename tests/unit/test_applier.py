@@ -214,3 +214,12 @@ def test_a_batch_locks_the_cassandra_partitions_it_touches() -> None:
     w.applier.claim([(TOPIC, 0)])
     w.applier.apply([insert(0, 2, "a"), insert(1, 1, "b"), insert(2, 2, "c")])
     assert w.ledger.locked == [lock_order("ks", "t", [(1,), (2,)])]
+
+
+def test_an_offset_seen_twice_in_one_batch_is_counted_once() -> None:
+    w = World()
+    w.applier.claim([(TOPIC, 0)])
+    outcome = w.applier.apply([insert(0, 1, "a"), insert(1, 2, "b"), insert(0, 1, "a"), insert(1, 2, "b")])
+    assert w.ledger.events == {(TOPIC, 0): 2}
+    assert w.ledger.offsets == {(TOPIC, 0): 2}
+    assert outcome.skipped == 2
