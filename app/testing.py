@@ -2,7 +2,7 @@
 benchmarks and ``cdc demo`` need to build events and drive a pipeline on a running stack.
 
 - Change events: :func:`debezium_source`, :func:`debezium_cell` (the agent's JSON shape),
-  :func:`debezium_like_schemas` (the same shape as Avro schemas), :func:`now_us` (a write timestamp).
+  :func:`debezium_like_schemas` (the same shape as Avro schemas).
 - Waiting: :func:`wait_until` (a condition with a deadline and a message; never a bare sleep).
 - Names and ports: :func:`unique`, :func:`free_port`; :class:`TcpProxy` (a forwarder that can be cut and
   restored, to make a dependency unreachable for one worker without stopping the shared service).
@@ -190,11 +190,6 @@ def cql_table(
 
 
 # --- change events ----------------------------------------------------------------------------------------
-
-
-def now_us() -> int:
-    """Now in microseconds since the epoch: a CQL write timestamp, a ``source.ts_us``."""
-    return time.time_ns() // 1000
 
 
 def debezium_source(keyspace: str, table: str, ts_us: int, **extra: Any) -> dict[str, Any]:

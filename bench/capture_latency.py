@@ -24,8 +24,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.clock import now_us
 from app.demo.pacing import paced
-from app.testing import create_keyspace, create_topics, delete_topics, now_us
+from app.testing import create_keyspace, create_topics, delete_topics
 from bench.common import Services, header, machine_info, now_iso, summary
 from bench.kafka_tools import Collector
 from stack.config import Settings

@@ -45,6 +45,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from app.clock import now_us
 from app.demo.pacing import paced
 from app.testing import (
     WorkerProcess,
@@ -56,7 +57,6 @@ from app.testing import (
     drop_pg_schema,
     end_offsets,
     free_port,
-    now_us,
     unique,
     wait_applied,
 )

@@ -6,7 +6,6 @@ Synchronous on purpose (psycopg and cassandra-driver calls); the agent runs it i
 from __future__ import annotations
 
 import threading
-import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -15,6 +14,7 @@ from typing import Any
 
 from psycopg import Connection
 
+from app.clock import now_us
 from app.sink.checkpoints import Claim, Fenced
 from app.sink.ledger import PostgresLedger
 from app.sink.ports import CollectionReader, ConnectionSource, Ledger, TableResolver
@@ -29,10 +29,6 @@ from models.mutations import Key, Mutation, RowWrite
 from models.partition_locks import lock_order
 
 __all__ = ["Applier", "DeadLetter", "Outcome", "Record", "apply_table"]
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class Applier:
@@ -155,7 +151,7 @@ class Applier:
     def sweep(self, tables: Iterable[TablePath], grace_s: int, limit: int = 5000) -> int:
         """Apply TTL expiry (no event announces it) and forget tombstones past the grace period."""
         changed = 0
-        now = _now_us()
+        now = now_us()
         entries = []
         for path in tables:
             try:
@@ -273,7 +269,7 @@ class Applier:
         decoded: Mapping[TablePath, list[tuple[Record, Mutation]]],
         outcome: Outcome,
     ) -> None:
-        now = _now_us()
+        now = now_us()
         self._lock_partitions(conn, decoded)
         for path, items in decoded.items():
             entry = self.registry.resolve(*path)

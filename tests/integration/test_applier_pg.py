@@ -17,11 +17,12 @@ import pytest
 from psycopg import Connection, sql
 from psycopg_pool import ConnectionPool
 
+from app.clock import now_us
 from app.sink.applier import Applier
 from app.sink.checkpoints import Fenced, ensure_meta
 from app.sink.registry import TableEntry
 from app.sink.store import MirrorStore
-from app.testing import cql_table, debezium_cell, debezium_source, now_us, unique
+from app.testing import cql_table, debezium_cell, debezium_source, unique
 from models.batch import Record
 from models.convergence import ReadBack
 from models.merge_plan import Plan

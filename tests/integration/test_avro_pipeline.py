@@ -20,6 +20,7 @@ import pytest
 from schema_registry.client import SchemaRegistryClient
 from schema_registry.client.schema import AvroSchema
 
+from app.clock import now_us
 from app.testing import (
     StartWorker,
     WorkerProcess,
@@ -30,7 +31,6 @@ from app.testing import (
     debezium_source,
     delete_topics,
     free_port,
-    now_us,
     produce,
     wait_applied,
     wait_until,

@@ -18,13 +18,13 @@ from typing import Any
 import psycopg
 import pytest
 
+from app.clock import now_us
 from app.testing import (
     StartWorker,
     WorkerProcess,
     compare_keyspace,
     create_cdc_keyspace,
     end_offsets,
-    now_us,
     wait_applied,
     wait_until,
 )

@@ -18,12 +18,12 @@ import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from app.clock import now_us
 from app.testing import (
     StartWorker,
     compare_keyspace,
     create_cdc_keyspace,
     debezium_source,
-    now_us,
     produce,
     wait_applied,
     wait_until,

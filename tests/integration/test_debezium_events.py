@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from app.cassandra_schema import table_schema
-from app.testing import LOG_APPEND_TIME, create_keyspace, create_topics, delete_topics, now_us, wait_until
+from app.clock import now_us
+from app.testing import LOG_APPEND_TIME, create_keyspace, create_topics, delete_topics, wait_until
 from app.testing import debezium_cell as cell
 from models.debezium import envelope, to_mutation
 from models.mutations import (

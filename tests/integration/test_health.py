@@ -17,6 +17,7 @@ import orjson
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from app.clock import now_us
 from app.testing import (
     StartWorker,
     TcpProxy,
@@ -24,7 +25,6 @@ from app.testing import (
     create_keyspace,
     create_topics,
     debezium_source,
-    now_us,
     produce,
     wait_applied,
     wait_until,

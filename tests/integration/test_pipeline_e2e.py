@@ -20,6 +20,7 @@ import pytest
 from cassandra.util import Duration, Time
 from psycopg import sql
 
+from app.clock import now_us
 from app.compare import TableDiff
 from app.testing import (
     StartWorker,
@@ -27,7 +28,6 @@ from app.testing import (
     compare_keyspace,
     create_cdc_keyspace,
     drop_pg_schema,
-    now_us,
     unique,
     wait_applied,
     wait_until,

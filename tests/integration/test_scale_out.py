@@ -13,12 +13,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from app.clock import now_us
 from app.testing import (
     WorkerProcess,
     create_cdc_keyspace,
     end_offsets,
     free_port,
-    now_us,
     unique,
     wait_applied,
     wait_until,
