@@ -109,7 +109,8 @@ class Applier:
         outcome = Outcome()
         owned = [r for r in records if self._is_owned(r, claims, outcome)]
         owned = self._without_gaps(owned, claims, outcome)
-        fresh = [r for r in owned if self._is_new(r, claims, outcome)]
+        seen: set[tuple[str, int, int]] = set()
+        fresh = [r for r in owned if self._is_new(r, claims, outcome, seen)]
         if not outcome.next_offsets:
             return outcome  # nothing of ours to commit
         decoded, dead = self._decode(fresh, outcome)
@@ -221,17 +222,20 @@ class Applier:
             return list(records)
         return [r for r in records if (r.topic, r.partition) not in outcome.gaps]
 
-    def _is_new(self, record: Record, claims: Mapping[TP, Claim], outcome: Outcome) -> bool:
-        """Is ``record`` past both the stored offset and the records of this batch already seen? A batch can
-        hold an offset twice (records buffered before a rebalance's or gap's seek, then fetched again); the
-        copy is applied harmlessly (idempotent) but must not be counted again."""
+    def _is_new(
+        self, record: Record, claims: Mapping[TP, Claim], outcome: Outcome, seen: set[tuple[str, int, int]]
+    ) -> bool:
+        """Is ``record`` at or past the stored offset, and not already in this batch? A batch can hold an
+        offset twice (records buffered before a rebalance's or gap's seek, then fetched again): the copy is
+        skipped, not counted again. Order within the batch is not assumed."""
         tp = (record.topic, record.partition)
-        known = (claims[tp].next_offset, outcome.next_offsets.get(tp))
-        floor = max((o for o in known if o is not None), default=None)
-        outcome.next_offsets[tp] = max(floor or 0, record.offset + 1)
-        if floor is not None and record.offset < floor:
+        stored = claims[tp].next_offset
+        outcome.next_offsets[tp] = max(outcome.next_offsets.get(tp, 0), record.offset + 1, stored or 0)
+        copy = (record.topic, record.partition, record.offset)
+        if (stored is not None and record.offset < stored) or copy in seen:
             outcome.skipped += 1
             return False
+        seen.add(copy)
         outcome.consumed[tp] += 1
         return True
 
