@@ -629,10 +629,12 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.kill9()
 
+    def log_text(self) -> str:
+        """The worker's whole log so far (empty before it has written one)."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
     def log_tail(self, lines: int = 60) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
 
 StartWorker = Callable[..., WorkerProcess]

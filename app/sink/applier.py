@@ -274,22 +274,22 @@ class Applier:
         outcome: Outcome,
     ) -> None:
         now = now_us()
-        self._lock_partitions(conn, decoded)
-        for path, items in decoded.items():
-            entry = self.registry.resolve(*path)
-            mutations = [m for _, m in items]
+        tables = {
+            path: (self.registry.resolve(*path), [m for _, m in items]) for path, items in decoded.items()
+        }
+        self._lock_partitions(conn, tables)
+        for path, (entry, mutations) in tables.items():
             outcome.rows_changed += apply_table(conn, entry, mutations, now, self.reader)
             for mutation in mutations:
                 outcome.applied[(path, type(mutation).__name__)] += 1
 
     def _lock_partitions(
-        self, conn: Connection[Any], decoded: Mapping[TablePath, list[tuple[Record, Mutation]]]
+        self, conn: Connection[Any], tables: Mapping[TablePath, tuple[TableEntry, list[Mutation]]]
     ) -> None:
         """Lock every Cassandra partition the batch touches, all tables together in ascending key order."""
         keys: set[int] = set()
-        for (keyspace, table), items in decoded.items():
-            schema = self.registry.resolve(keyspace, table).schema
-            keys.update(lock_order(keyspace, table, needs(schema, [m for _, m in items]).partitions))
+        for (keyspace, table), (entry, mutations) in tables.items():
+            keys.update(lock_order(keyspace, table, needs(entry.schema, mutations).partitions))
         self.ledger.lock_partitions(conn, sorted(keys))
 
 

@@ -61,7 +61,7 @@ def start_worker(
     cassandra_contact: tuple[str, int],
     topics: list[str],
 ) -> Iterator[StartWorker]:
-    """``start_worker(keyspaces, **WorkerProcess fields)`` starts a ``cdc worker`` process (own group, state
+    """``start_worker(keyspaces, workdir=None, **WorkerProcess fields)`` starts a ``cdc worker`` process (own group, state
     and web port) with every endpoint from the stack fixtures (PostgreSQL, Kafka, topic prefix, Cassandra; no
     schema registry unless ``registry_url=`` is given); every worker started is stopped after the test, before
     the test's ``topics`` are deleted (a running worker would recreate them)."""
@@ -75,8 +75,8 @@ def start_worker(
         "cassandra_port": port,
     }
 
-    def start(keyspaces: list[str], **fields: Any) -> WorkerProcess:
-        worker = WorkerProcess(keyspaces, tmp_path, free_port(), **{**endpoints, **fields})
+    def start(keyspaces: list[str], workdir: Path | None = None, **fields: Any) -> WorkerProcess:
+        worker = WorkerProcess(keyspaces, workdir or tmp_path, free_port(), **{**endpoints, **fields})
         started.append(worker)
         worker.start()
         return worker

@@ -22,7 +22,7 @@ from app.sink.applier import Applier
 from app.sink.checkpoints import Fenced, ensure_meta
 from app.sink.registry import TableEntry
 from app.sink.store import MirrorStore
-from app.testing import cql_table, debezium_cell, debezium_source, unique
+from app.testing import cql_table, debezium_cell, debezium_source, unique, wait_until
 from models.batch import Record
 from models.convergence import ReadBack
 from models.merge_plan import Plan
@@ -177,14 +177,6 @@ def stage(pg_dsn: str) -> Iterator[Stage]:
         s.drop()
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.02)
-
-
 # -- fencing ------------------------------------------------------------------------------------------------
 def test_a_fenced_worker_commits_nothing_and_does_not_take_the_partition_back(stage: Stage) -> None:
     a, b = stage.applier(), stage.applier()
@@ -316,7 +308,7 @@ def test_one_sweep_after_the_ttl_passes_removes_the_expired_row(stage: Stage) ->
     assert stage.mirror() == {1: "ttl", 2: "kept"}
 
     time.sleep(max(0.0, (expires_at - now_us()) / 1e6))
-    wait_until(lambda: now_us() > expires_at, timeout=5, what="the TTL instant")
+    wait_until(lambda: now_us() > expires_at, 5, "the TTL instant did not pass", interval=0.02)
     assert a.sweep([(stage.keyspace, "t")], grace_s=3600) == 1
     assert stage.mirror() == {2: "kept"}
 

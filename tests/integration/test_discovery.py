@@ -27,13 +27,9 @@ READY = "[^Worker]: Ready"
 DISCOVERED = "subscribing to new change topics"
 
 
-def log_text(worker: WorkerProcess) -> str:
-    return worker.log_path.read_text(errors="replace") if worker.log_path.exists() else ""
-
-
 def wait_logged(worker: WorkerProcess, predicate: Any, timeout: float, message: str) -> None:
     try:
-        wait_until(lambda: predicate(log_text(worker)), timeout, message)
+        wait_until(lambda: predicate(worker.log_text()), timeout, message)
     except TimeoutError as error:
         pytest.fail(f"{error}\n--- worker log ---\n{worker.log_tail()}")
 
@@ -52,7 +48,7 @@ def test_table_created_after_start_is_picked_up_without_restart(
     topics.append(topic)
     worker = start_worker([keyspace])  # no topic of this keyspace exists yet
     wait_logged(worker, lambda text: READY in text, 60, "the worker did not become ready")
-    started = len(log_text(worker))
+    started = len(worker.log_text())
 
     create_cdc_keyspace(
         cql,
