@@ -109,6 +109,7 @@ def ours(partitions: Iterable[TP]) -> list[tuple[str, int]]:
 async def start_worker() -> None:
     """Build the runtime and subscribe to the change topics that exist (before the first subscription)."""
     current_runtime()
+    app.batching_consumer.configure(batch_topic=wanted, capacity=4 * get_settings().sink.batch_size)
     # Faust's conductor coalesces subscription changes for 45 s before resubscribing, so a table created
     # while the worker runs would wait ~50 s; our only source of changes is the 5 s discovery timer.
     app.topics._resubscribe_sleep_lock_seconds = RESUBSCRIBE_PAUSE_S  # type: ignore[attr-defined]
@@ -146,7 +147,9 @@ async def claim_assigned(runtime: WorkerRuntime, consumer: Consumer, mine: Seque
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]
 async def on_revoked(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
-    current_runtime().release(ours(args[0]))
+    revoked = ours(args[0])
+    current_runtime().release(revoked)
+    app.batching_consumer.buffer.discard(set(revoked))
 
 
 async def resume_gaps(runtime: WorkerRuntime, consumer: Consumer, gaps: dict[tuple[str, int], int]) -> None:
@@ -192,18 +195,6 @@ async def reclaim_assigned(
 
 
 # -- the stream ---------------------------------------------------------------------------------------------
-def record_of(event: Any) -> Record:
-    message = event.message
-    return Record(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
-    )
-
-
 async def send_dead_letter(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
     await dead_letter_topic().send(key=key, value=value, headers=headers)
 
@@ -233,11 +224,29 @@ async def handle_batch(
 
 @app.agent(changes, concurrency=1, name="cdc-apply")
 async def apply_changes(stream: Any) -> None:
+    """Apply change records batch by batch, as :class:`app.batching_consumer.BatchingConsumer` fetches them.
+
+    Records do not come through ``stream`` (Faust's per-event path cost more CPU than the applier): iterating
+    its channel once registers the change topics with Faust's conductor, which subscribes them and keeps
+    them under Faust's consumer group and rebalances."""
+    aiter(stream.channel)
     runtime = current_runtime()
     await runtime.ensure_started()
+    consumer = app.batching_consumer
     sink = get_settings().sink
-    async for events in stream.take_events(sink.batch_size, within=sink.batch_timeout_s):
-        await handle_batch(runtime, app.consumer, [record_of(e) for e in events])
+    while True:
+        records = await consumer.buffer.take(sink.batch_size, sink.batch_timeout_s)
+        outcome = await handle_batch(runtime, consumer, records)
+        if outcome is not None:
+            await commit_hint(consumer, outcome.next_offsets)
+
+
+async def commit_hint(consumer: Any, offsets: Mapping[tuple[str, int], int]) -> None:
+    """Tell Kafka where fetching resumes (PostgreSQL's offsets stay the truth); a failure is only logged."""
+    try:
+        await consumer.commit_offsets(offsets)
+    except Exception as error:
+        log.warning("committing offsets to Kafka failed (PostgreSQL has them)", error=str(error))
 
 
 # -- timers -------------------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ from functools import cached_property
 from typing import Any
 
 import faust
+from faust.types import TransportT
 
+from app.batching_consumer import BatchingConsumer, BatchingTransport
 from app.settings import Settings, get_settings
 
 DISCOVERED = ("agents", "tables")
@@ -43,9 +45,6 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "consumer_metadata_max_age_ms": 5_000,
         "broker_session_timeout": settings.kafka.session_timeout_s,
         "stream_wait_empty": True,
-        # Keep fetching while a batch is applied: the buffer holds several batches (Faust's default, 4096,
-        # is about two, so the consumer stalls between them).
-        "stream_buffer_maxsize": max(16_384, 4 * settings.sink.batch_size),
         # Fetch up to 16 MiB per partition per request (Faust's default, 1 MiB, is ~1,000 change events).
         "consumer_max_fetch_size": 16 * 1024 * 1024,
     }
@@ -91,6 +90,18 @@ class CdcApp(faust.App):
         await super().on_start()
         for hook in self.start_hooks:
             await hook()
+
+    def _new_transport(self) -> TransportT:
+        # Faust's aiokafka transport with a consumer that hands change-topic records over in whole fetches
+        # (app/batching_consumer.py); Faust's per-message path stays for its own topics.
+        return BatchingTransport(self.conf.broker_consumer, self)
+
+    @property
+    def batching_consumer(self) -> BatchingConsumer:
+        """The consumer, as the change agent uses it (:attr:`BatchingConsumer.buffer`, offsets)."""
+        consumer = self.consumer
+        assert isinstance(consumer, BatchingConsumer), type(consumer)
+        return consumer
 
 
 def create_app() -> CdcApp:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 from faust.types import TP
@@ -111,11 +110,6 @@ def test_subscribe_adds_only_new_topics_and_drops_the_placeholder() -> None:
         assert changes.subscribe(["cdc.ks.b"]) == []
     finally:
         changes.changes.topics = before
-
-
-def test_record_of_copies_the_message() -> None:
-    message = SimpleNamespace(topic=TOPIC, partition=2, offset=9, key=b"k", value=b"v", timestamp=1.5)
-    assert changes.record_of(SimpleNamespace(message=message)) == Record(TOPIC, 2, 9, b"k", b"v", 1500)
 
 
 def test_unclaimed_records_of_assigned_partitions_are_claimed_and_read_again() -> None:
