@@ -23,6 +23,7 @@ from faust.types import TP
 from app.faust_app import app
 from app.runtime import Runtime
 from app.settings import get_settings
+from app.sink.applier import Prepared
 from app.sink.checkpoints import Claim
 from app.topics import UNREACHABLE, keyspace_selected, list_topics, matching, placeholder_topic, topic_pattern
 from models.batch import Outcome, Record
@@ -57,7 +58,9 @@ class WorkerRuntime(Protocol):
 
     def expect(self, tp: tuple[str, int], offset: int) -> None: ...
 
-    async def process(self, records: Sequence[Record]) -> Outcome | None: ...
+    async def prepare(self, records: Sequence[Record], after: Prepared | None = None) -> Prepared | None: ...
+
+    async def commit(self, records: Sequence[Record], prepared: Prepared | None) -> Outcome | None: ...
 
     async def publish_dead_letters(self, send: SendDeadLetter) -> int: ...
 
@@ -203,10 +206,11 @@ async def handle_batch(
     runtime: WorkerRuntime,
     consumer: Consumer,
     records: Sequence[Record],
+    prepared: Prepared | None,
     remember: Callable[[Outcome], None] = progress.record,
 ) -> Outcome | None:
-    """Apply one batch, then seek back over gaps and do the post-commit bookkeeping; never raises."""
-    outcome = await runtime.process(records)
+    """Commit one prepared batch, then seek back over gaps and do the post-commit bookkeeping; never raises."""
+    outcome = await runtime.commit(records, prepared)
     if outcome is None:
         return None
     if outcome.gaps:
@@ -234,11 +238,49 @@ async def apply_changes(stream: Any) -> None:
     await runtime.ensure_started()
     consumer = app.batching_consumer
     sink = get_settings().sink
-    while True:
-        records = await consumer.buffer.take(sink.batch_size, sink.batch_timeout_s)
-        outcome = await handle_batch(runtime, consumer, records)
-        if outcome is not None:
-            await commit_hint(consumer, outcome.next_offsets)
+    await run_batches(runtime, consumer, lambda: consumer.buffer.take(sink.batch_size, sink.batch_timeout_s))
+
+
+async def run_batches(
+    runtime: WorkerRuntime,
+    consumer: Any,
+    take: Callable[[], Awaitable[Sequence[Record]]],
+    batches: int | None = None,
+) -> None:
+    """The batch pipeline: batch N+1 is taken and decoded while batch N is in PostgreSQL; commits stay in
+    batch order, one at a time (``batches``: stop after that many, for tests). On a cancelled worker the
+    batch in PostgreSQL is finished first."""
+    committing: asyncio.Task[None] | None = None
+    previous: Prepared | None = None
+    taken = 0
+    try:
+        while batches is None or taken < batches:
+            records = await take()
+            taken += 1
+            if previous is None and committing is not None:
+                await (
+                    committing
+                )  # the batch before was not prepared: its offsets are known only once committed
+            prepared = await runtime.prepare(records, after=previous)
+            if committing is not None:
+                await committing
+            previous = prepared
+            committing = asyncio.ensure_future(_commit_batch(runtime, consumer, records, prepared))
+            import os
+
+            if os.environ.get("CDC_NOPIPE"):
+                await committing
+    finally:
+        if committing is not None:
+            await committing
+
+
+async def _commit_batch(
+    runtime: WorkerRuntime, consumer: Any, records: Sequence[Record], prepared: Prepared | None
+) -> None:
+    outcome = await handle_batch(runtime, consumer, records, prepared)
+    if outcome is not None:
+        await commit_hint(consumer, outcome.next_offsets)
 
 
 async def commit_hint(consumer: Any, offsets: Mapping[tuple[str, int], int]) -> None:

@@ -15,7 +15,7 @@ from app import metrics
 from app.cassandra_session import connect
 from app.health import health
 from app.settings import Settings
-from app.sink.applier import Applier
+from app.sink.applier import Applier, Prepared
 from app.sink.checkpoints import Claim, Fenced, ensure_meta
 from app.sink.decoding import RecordDecoder, RegistryUnavailable
 from app.sink.readback import ReadBackReader
@@ -123,22 +123,43 @@ class Runtime:
     # -- batches ------------------------------------------------------------------------------------------
     async def process(self, records: Sequence[Record]) -> Outcome | None:
         """Apply a batch; never raises. None when the batch was fenced off (another worker owns it)."""
+        return await self.commit(records, await self.prepare(records))
+
+    async def prepare(self, records: Sequence[Record], after: Prepared | None = None) -> Prepared | None:
+        """Decode a batch (no transaction; may run while ``after`` commits). Never raises: None after an
+        unexpected error, and :meth:`commit` then applies the records one by one."""
+        applier = await self.ensure_started()
+        try:
+            prepared: Prepared = await self._retrying("prepare", applier.prepare, records, after)
+        except Exception:
+            log.exception("unexpected error decoding a batch; applying its events one by one")
+            return None
+        return prepared
+
+    async def commit(self, records: Sequence[Record], prepared: Prepared | None) -> Outcome | None:
+        """Apply a prepared batch (one at a time per worker, in batch order); never raises. None when the
+        batch was fenced off (another worker owns it)."""
         applier = await self.ensure_started()
         async with self._work_lock:
-            return await self._process(applier, records)
+            return await self._commit(applier, records, prepared)
 
-    async def _process(self, applier: Applier, records: Sequence[Record]) -> Outcome | None:
+    async def _commit(
+        self, applier: Applier, records: Sequence[Record], prepared: Prepared | None
+    ) -> Outcome | None:
         started = time.monotonic()
         try:
-            outcome: Outcome = await self._retrying("apply", applier.apply, records)
+            if prepared is None:
+                outcome: Outcome = await self._isolated(applier, records)
+            else:
+                try:
+                    outcome = await self._retrying("apply", applier.commit, prepared)
+                except Fenced:
+                    raise
+                except Exception:
+                    log.exception("unexpected error applying a batch; applying its events one by one")
+                    outcome = await self._isolated(applier, records)
         except Fenced as error:
             return self._fenced(error)
-        except Exception:
-            log.exception("unexpected error applying a batch; applying its events one by one")
-            try:
-                outcome = await self._retrying("apply-isolated", applier.apply_isolated, records)
-            except Fenced as error:
-                return self._fenced(error)
         if outcome.not_owned:
             log.warning(
                 "records of partitions this worker has not claimed were left for their owner",
@@ -153,6 +174,10 @@ class Runtime:
             skipped=outcome.skipped,
             dead_letters=len(outcome.dead_letters),
         )
+        return outcome
+
+    async def _isolated(self, applier: Applier, records: Sequence[Record]) -> Outcome:
+        outcome: Outcome = await self._retrying("apply-isolated", applier.apply_isolated, records)
         return outcome
 
     @staticmethod

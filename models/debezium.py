@@ -116,34 +116,45 @@ def _partition(schema: TableSchema, env: Envelope, modes: DebeziumModes) -> Key:
 
 def _cells(schema: TableSchema, env: Envelope, modes: DebeziumModes) -> dict[str, CellWrite]:
     cells: dict[str, CellWrite] = {}
-    regular = schema.regular
-    for name, cell in env.after.items():
-        if cell is None:
-            continue
-        column = regular.get(name)
-        if column is None:
-            if name in RANGE_FIELDS or name in schema.by_name or name in schema.static:
+    name = ""
+    try:
+        for name, cell in env.after.items():
+            if cell is None:
                 continue
-            raise UnknownColumn(f"{schema.keyspace}.{schema.table} has no column {name!r}")
-        if not isinstance(cell, dict):
-            raise MalformedEvent(f"column {name!r} is not a cell object")
-        raw = cell.get("value")
-        if raw is None:
-            cells[name] = CellWrite(None)
-            continue
-        expires = cell.get("deletion_ts")
-        cells[name] = CellWrite(
-            _value(schema, column, raw, modes), expires if isinstance(expires, int) else None
-        )
+            column = schema.regular.get(name)
+            if column is None:
+                if name in RANGE_FIELDS or name in schema.by_name or name in schema.static:
+                    continue
+                raise UnknownColumn(f"{schema.keyspace}.{schema.table} has no column {name!r}")
+            if not isinstance(cell, dict):
+                raise MalformedEvent(f"column {name!r} is not a cell object")
+            raw = cell.get("value")
+            if raw is None:
+                cells[name] = CellWrite(None)
+                continue
+            expires = cell.get("deletion_ts")
+            value = (
+                schema.converters[name](raw)
+                if modes is _DEFAULT_MODES
+                else from_debezium(column.type, raw, modes=modes)
+            )
+            cells[name] = CellWrite(value, expires if isinstance(expires, int) else None)
+    except ValueMappingError as error:
+        raise ValueMappingError(f"{name}: {error}") from None
     return cells
 
 
 def _marker_expiry(cells: Mapping[str, CellWrite], hints: frozenset[str]) -> int | None:
     """An INSERT's TTL applies to its row marker too; collection cells do not report it (always null)."""
-    live = [c for name, c in cells.items() if not c.is_tombstone and name not in hints]
-    if not live or any(c.expires_at is None for c in live):
-        return None
-    return max(c.expires_at for c in live if c.expires_at is not None)
+    latest: int | None = None
+    for name, cell in cells.items():
+        if cell.value is None or name in hints:
+            continue
+        if cell.expires_at is None:
+            return None  # a live cell without TTL: the statement had none
+        if latest is None or cell.expires_at > latest:
+            latest = cell.expires_at
+    return latest
 
 
 def _write(schema: TableSchema, env: Envelope, modes: DebeziumModes) -> RowWrite:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 Key: TypeAlias = tuple[object, ...]
 """Primary-key values in schema order (partition key columns, then clustering columns)."""
 
 
-@dataclass(frozen=True, slots=True)
-class CellWrite:
-    """One regular column written by a mutation: a value, or a tombstone when ``value`` is None."""
+class CellWrite(NamedTuple):
+    """One regular column written by a mutation: a value, or a tombstone when ``value`` is None (a
+    NamedTuple: cheaper to build than a frozen dataclass, and an event has one per column)."""
 
     value: object
     expires_at: int | None = None

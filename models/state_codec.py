@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from models.convergence import UNKNOWN, Cell, Marker, PartitionTombstones, RowState
@@ -10,51 +10,75 @@ from models.keycodec import decode_key, encode_key
 from models.mirror_spec import MirrorSpec
 from models.mutations import Bound, BoundKind, Key, PartitionDelete, RangeDelete
 
+STATE_COLUMNS: tuple[str, ...] = ("_cdc_cells", "_cdc_marker", "_cdc_marker_exp", "_cdc_deleted_ts")
+"""The columns that store a row's state, shared by the mirror and the dead-row table, in this order."""
+MIRROR_EXTRA: tuple[str, ...] = ("_cdc_expires_at", "_cdc_token")
+
 
 def encode_cells(cells: Mapping[str, Cell]) -> dict[str, list[int | None]]:
     return {name: [c.ts, c.expires_at, 1 if c.is_tombstone else 0] for name, c in cells.items()}
 
 
-def decode_cells(data: Mapping[str, list[int | None]], values: Mapping[str, object]) -> dict[str, Cell]:
-    cells: dict[str, Cell] = {}
-    for name, (ts, expires_at, tomb) in data.items():
-        if tomb:
-            value: object = None
-        else:
-            stored = values.get(name)
-            value = UNKNOWN if stored is None else stored
-        cells[name] = Cell(int(ts or 0), value, expires_at)
-    return cells
+def state_row(row: RowState) -> list[object]:
+    """The :data:`STATE_COLUMNS` of ``row``, in order."""
+    marker = row.marker
+    return [
+        encode_cells(row.cells),
+        marker.ts if marker else None,
+        marker.expires_at if marker else None,
+        row.deleted_ts,
+    ]
 
 
-def state_values(row: RowState) -> dict[str, object]:
-    """The ``_cdc_`` state columns shared by the mirror and the dead-row table."""
-    return {
-        "_cdc_cells": encode_cells(row.cells),
-        "_cdc_marker": row.marker.ts if row.marker else None,
-        "_cdc_marker_exp": row.marker.expires_at if row.marker else None,
-        "_cdc_deleted_ts": row.deleted_ts,
-    }
+def mirror_columns(spec: MirrorSpec) -> list[str]:
+    """The stored columns of a mirror row, in the order of :func:`mirror_row`."""
+    return [
+        *(c.name for c in spec.primary_key),
+        *(c.name for c in spec.columns),
+        *STATE_COLUMNS,
+        *MIRROR_EXTRA,
+    ]
 
 
-def mirror_values(spec: MirrorSpec, key: Key, row: RowState, now_us: int) -> dict[str, object]:
-    """Every stored column of a visible row, keyed by column name."""
-    values: dict[str, object] = dict(zip((c.name for c in spec.primary_key), key, strict=True))
-    values.update(row.visible_values((c.name for c in spec.columns), now_us))
-    values.update(state_values(row))
-    values["_cdc_expires_at"] = row.next_expiry(now_us)
-    values["_cdc_token"] = spec.token_of(key[: len(spec.partition_key)])
+def mirror_row(spec: MirrorSpec, key: Key, row: RowState, now_us: int) -> list[object]:
+    """Every stored column of a visible row, in :func:`mirror_columns` order (one list, no dict per row)."""
+    values: list[object] = list(key)
+    cells = row.cells
+    for column in spec.columns:
+        cell = cells.get(column.name)
+        values.append(cell.value if cell is not None and cell.is_live(now_us) else None)
+    values += state_row(row)
+    values.append(row.next_expiry(now_us))
+    values.append(spec.token_of(key[: len(spec.partition_key)]))
     return values
 
 
-def decode_row(spec: MirrorSpec, record: Mapping[str, Any]) -> tuple[Key, RowState]:
-    """A stored mirror or dead-row record back to ``(key, state)``."""
-    key = tuple(record[c.name] for c in spec.primary_key)
-    marker = None
-    if record["_cdc_marker"] is not None:
-        marker = Marker(record["_cdc_marker"], record["_cdc_marker_exp"])
-    cells = decode_cells(record["_cdc_cells"] or {}, record)
-    return key, RowState(cells=cells, marker=marker, deleted_ts=record["_cdc_deleted_ts"])
+RowReader = Callable[[Sequence[Any]], tuple[Key, RowState]]
+
+
+def row_reader(spec: MirrorSpec, columns: Sequence[str]) -> RowReader:
+    """Decodes a stored mirror or dead-row record (a tuple whose fields are ``columns``: the primary key,
+    any value columns, the state columns) back to ``(key, state)``."""
+    at = {name: i for i, name in enumerate(columns)}
+    key_at = [at[c.name] for c in spec.primary_key]
+    value_at = {c.name: at[c.name] for c in spec.columns if c.name in at}
+    cells_at, marker_at, marker_exp_at, deleted_at = (at[c] for c in STATE_COLUMNS)
+
+    def read(record: Sequence[Any]) -> tuple[Key, RowState]:
+        marker_ts = record[marker_at]
+        marker = None if marker_ts is None else Marker(marker_ts, record[marker_exp_at])
+        cells: dict[str, Cell] = {}
+        for name, (ts, expires_at, tomb) in (record[cells_at] or {}).items():
+            if tomb:
+                value: object = None
+            else:
+                i = value_at.get(name)
+                stored = None if i is None else record[i]
+                value = UNKNOWN if stored is None else stored
+            cells[name] = Cell(int(ts or 0), value, expires_at)
+        return tuple(record[i] for i in key_at), RowState(cells, marker, record[deleted_at])
+
+    return read
 
 
 def encode_range(m: RangeDelete) -> dict[str, object]:

@@ -9,7 +9,7 @@ import threading
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from psycopg import Connection
@@ -28,7 +28,55 @@ from models.merge_plan import Needs, Plan, needs, plan
 from models.mutations import Key, Mutation, RowWrite
 from models.partition_locks import lock_order
 
-__all__ = ["Applier", "DeadLetter", "Outcome", "Record", "apply_table"]
+__all__ = ["Applier", "DeadLetter", "Outcome", "Prepared", "Record", "TableWork", "apply_table"]
+
+
+@dataclass(frozen=True)
+class TableWork:
+    """One table's share of a batch, ready to apply: its mutations as decoded, the same without their
+    collection hints (what the merge sees), and the state they need loaded."""
+
+    entry: TableEntry
+    mutations: list[Mutation]
+    stripped: list[Mutation]
+    needs: Needs
+
+
+def table_work(entry: TableEntry, mutations: Sequence[Mutation]) -> TableWork:
+    hints = entry.schema.hint_columns
+    stripped = [_strip_hints(m, hints) for m in mutations] if hints else list(mutations)
+    return TableWork(entry, list(mutations), stripped, needs(entry.schema, stripped))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A batch decoded and checked against the claims, not yet applied (:meth:`Applier.prepare`): the CPU
+    half of a batch, done while the previous batch is in PostgreSQL."""
+
+    records: Sequence[Record]
+    claims: dict[TP, Claim]
+    """The claims the batch was checked against (a snapshot, with the previous batch's offsets)."""
+    outcome: Outcome
+    """Ownership, gaps, skips and next offsets; :meth:`Applier.commit` adds what applying did."""
+    tables: dict[TablePath, TableWork]
+    dead: list[DeadLetter]
+    lock_keys: list[int]
+    """Every Cassandra partition the batch touches (all tables), ascending."""
+
+
+def expecting(claims: Mapping[TP, Claim], previous: Prepared | None) -> dict[TP, Claim]:
+    """``claims`` as they will be once ``previous`` (prepared, maybe still committing) has committed: its
+    next offsets, for the partitions still held under the same generation (pure)."""
+    result = dict(claims)
+    if previous is None:
+        return result
+    for tp, offset in previous.outcome.next_offsets.items():
+        claim, before = result.get(tp), previous.claims.get(tp)
+        if claim is None or before is None or claim.generation != before.generation:
+            continue
+        if claim.next_offset is None or claim.next_offset < offset:
+            result[tp] = replace(claim, next_offset=offset)
+    return result
 
 
 class Applier:
@@ -103,22 +151,50 @@ class Applier:
     def apply(self, records: Sequence[Record]) -> Outcome:
         """Apply ``records`` of the partitions this worker has claimed (others: ``Outcome.not_owned``); raises
         transient errors (retry the same batch) and :class:`Fenced` (the stale claims are dropped)."""
-        return self._apply(records, self._snapshot())
+        return self.commit(self.prepare(records))
 
-    def _apply(self, records: Sequence[Record], claims: dict[TP, Claim]) -> Outcome:
+    def prepare(self, records: Sequence[Record], after: Prepared | None = None) -> Prepared:
+        """The CPU half of a batch, no transaction: ownership, gaps, duplicates, decoding, lock keys.
+        ``after``: the batch before this one, if it may still be committing (its offsets count as stored)."""
+        return self._prepare(records, expecting(self._snapshot(), after))
+
+    def _prepare(self, records: Sequence[Record], claims: dict[TP, Claim]) -> Prepared:
         outcome = Outcome()
         owned = [r for r in records if self._is_owned(r, claims, outcome)]
         owned = self._without_gaps(owned, claims, outcome)
         seen: set[tuple[str, int, int]] = set()
         fresh = [r for r in owned if self._is_new(r, claims, outcome, seen)]
         if not outcome.next_offsets:
-            return outcome  # nothing of ours to commit
+            return Prepared(records, claims, outcome, {}, [], [])
         decoded, dead = self._decode(fresh, outcome)
+        tables = {
+            path: table_work(self.registry.resolve(*path), [m for _, m in items])
+            for path, items in decoded.items()
+        }
+        keys: set[int] = set()
+        for (keyspace, table), work in tables.items():
+            keys.update(lock_order(keyspace, table, work.needs.partitions))
+        return Prepared(records, claims, outcome, tables, dead, sorted(keys))
+
+    def commit(self, prepared: Prepared) -> Outcome:
+        """The PostgreSQL half, in one transaction: lock, load, merge, write, dead letters and offsets.
+        Retrying it with the same ``prepared`` after a failure is safe: only a commit that succeeded changes
+        anything of ``prepared`` (its claims' offsets)."""
+        outcome = Outcome()
+        outcome.merge(prepared.outcome)
+        if not outcome.next_offsets:
+            return outcome  # nothing of ours to commit
+        claims = prepared.claims
         try:
             with self.pool.connection() as conn, conn.transaction():
-                self._apply_decoded(conn, decoded, outcome)
-                outcome.dead_letters.extend(dead)
-                outcome.dlq_ids = self.ledger.record_dead_letters(conn, dead)
+                self.ledger.lock_partitions(conn, prepared.lock_keys)
+                now = now_us()
+                for path, work in prepared.tables.items():
+                    outcome.rows_changed += apply_work(conn, work, now, self.reader)
+                    for mutation in work.mutations:
+                        outcome.applied[(path, type(mutation).__name__)] += 1
+                outcome.dead_letters.extend(prepared.dead)
+                outcome.dlq_ids = self.ledger.record_dead_letters(conn, prepared.dead)
                 self.ledger.advance(
                     conn,
                     self.group_id,
@@ -129,7 +205,7 @@ class Applier:
         except Fenced as fenced:
             self._drop_stale(claims, fenced)
             raise
-        self._committed(claims, outcome.next_offsets)
+        self._committed(claims, outcome.next_offsets)  # also the prepared claims: apply_isolated reuses them
         return outcome
 
     def apply_isolated(self, records: Sequence[Record]) -> Outcome:
@@ -138,7 +214,7 @@ class Applier:
         total = Outcome()
         for record in records:
             try:
-                outcome = self._apply([record], claims)
+                outcome = self.commit(self._prepare([record], claims))
             except Fenced:
                 raise
             except Exception as error:
@@ -266,32 +342,6 @@ class Applier:
             outcome.last_ts_us[path] = max(outcome.last_ts_us.get(path, 0), mutation.ts)
         return decoded, dead
 
-    # -- applying -----------------------------------------------------------------------------------------
-    def _apply_decoded(
-        self,
-        conn: Connection[Any],
-        decoded: Mapping[TablePath, list[tuple[Record, Mutation]]],
-        outcome: Outcome,
-    ) -> None:
-        now = now_us()
-        tables = {
-            path: (self.registry.resolve(*path), [m for _, m in items]) for path, items in decoded.items()
-        }
-        self._lock_partitions(conn, tables)
-        for path, (entry, mutations) in tables.items():
-            outcome.rows_changed += apply_table(conn, entry, mutations, now, self.reader)
-            for mutation in mutations:
-                outcome.applied[(path, type(mutation).__name__)] += 1
-
-    def _lock_partitions(
-        self, conn: Connection[Any], tables: Mapping[TablePath, tuple[TableEntry, list[Mutation]]]
-    ) -> None:
-        """Lock every Cassandra partition the batch touches, all tables together in ascending key order."""
-        keys: set[int] = set()
-        for (keyspace, table), (entry, mutations) in tables.items():
-            keys.update(lock_order(keyspace, table, needs(entry.schema, mutations).partitions))
-        self.ledger.lock_partitions(conn, sorted(keys))
-
 
 def apply_table(
     conn: Connection[Any],
@@ -300,15 +350,20 @@ def apply_table(
     now_us: int,
     reader: CollectionReader,
 ) -> int:
-    """THE apply path for one table's share of a batch, inside the caller's transaction: load the touched
-    state, plan the merge, read non-frozen collections back where needed, write; returns rows changed."""
+    """THE apply path for one table's share of a batch (what :meth:`Applier.commit` runs, through
+    :func:`apply_work`), inside the caller's transaction; returns rows changed."""
+    return apply_work(conn, table_work(entry, mutations), now_us, reader)
+
+
+def apply_work(conn: Connection[Any], work: TableWork, now_us: int, reader: CollectionReader) -> int:
+    """Load the touched state, plan the merge, read non-frozen collections back where needed, write."""
+    entry = work.entry
     schema = entry.schema
     hints = schema.hint_columns
-    stripped = [_strip_hints(m, hints) for m in mutations]
-    rows, tombstones = entry.store.load(conn, needs(schema, stripped))
-    result = plan(schema, stripped, rows, tombstones)
+    rows, tombstones = entry.store.load(conn, work.needs)
+    result = plan(schema, work.stripped, rows, tombstones)
     if hints:
-        triggers = _readback_triggers(mutations, result.rows, rows, hints)
+        triggers = _readback_triggers(work.mutations, result.rows, rows, hints)
         if triggers:
             reads = reader.read(schema, list(triggers))
             for key, (trigger_ts, expires_at) in triggers.items():

@@ -17,6 +17,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from models.mirror_spec import ColumnSpec, MirrorSpec
+from models.state_codec import STATE_COLUMNS
 
 BOOKKEEPING: tuple[ColumnSpec, ...] = (
     ColumnSpec("_cdc_cells", "jsonb NOT NULL DEFAULT '{}'"),
@@ -27,7 +28,6 @@ BOOKKEEPING: tuple[ColumnSpec, ...] = (
     ColumnSpec("_cdc_token", "bigint"),
     ColumnSpec("_cdc_updated_at", "timestamptz NOT NULL DEFAULT now()"),
 )
-STATE_COLUMNS: tuple[str, ...] = ("_cdc_cells", "_cdc_marker", "_cdc_marker_exp", "_cdc_deleted_ts")
 
 
 def ident(*names: str) -> sql.Identifier:

@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 from psycopg import Connection, sql
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 
 from app.sink import ddl
@@ -21,12 +20,14 @@ from models.merge_plan import Needs, Plan
 from models.mirror_spec import ColumnSpec, MirrorSpec
 from models.mutations import Key, PartitionDelete, RangeDelete
 from models.state_codec import (
-    decode_row,
+    STATE_COLUMNS,
     decode_tombstone,
     encode_range,
     fold_tombstones,
-    mirror_values,
-    state_values,
+    mirror_columns,
+    mirror_row,
+    row_reader,
+    state_row,
 )
 
 _JSONB_STATE = frozenset({"_cdc_cells"})
@@ -66,14 +67,12 @@ class MirrorStore:
         self.spec = spec
         self.pk = [c.name for c in spec.primary_key]
         self.part = [c.name for c in spec.partition_key]
-        self.mirror_cols = [
-            *self.pk,
-            *(c.name for c in spec.columns),
-            *ddl.STATE_COLUMNS,
-            "_cdc_expires_at",
-            "_cdc_token",
-        ]
-        self.dead_cols = [*self.pk, *ddl.STATE_COLUMNS]
+        self.mirror_cols = mirror_columns(spec)
+        self.dead_cols = [*self.pk, *STATE_COLUMNS]
+        self.state_select = [*self.pk, *(c.name for c in spec.columns), *STATE_COLUMNS]
+        """What a load reads of a mirror row (a dead row: the same without the value columns)."""
+        self.read_mirror = row_reader(spec, self.state_select)
+        self.read_dead = row_reader(spec, self.dead_cols)
         self.types = {c.name: c for c in (*spec.primary_key, *spec.columns)}
         self.keys_tmp = _temp_name("k", spec)
         self.parts_tmp = _temp_name("p", spec)
@@ -135,9 +134,10 @@ class MirrorStore:
         self._fill(conn, self.keys_tmp, self.pk, needs.row_keys)
         if needs.full_partitions:
             self._fill(conn, self.parts_tmp, self.part, needs.full_partitions)
-        for table, with_values in ((s.name, True), (s.dead_name, False)):
-            value_cols = [c.name for c in s.columns] if with_values else []
-            select = [*self.pk, *value_cols, *ddl.STATE_COLUMNS]
+        for table, select, read in (
+            (s.name, self.state_select, self.read_mirror),
+            (s.dead_name, self.dead_cols, self.read_dead),
+        ):
             joins = [(self.keys_tmp, self.pk)]
             if needs.full_partitions:
                 joins.append((self.parts_tmp, self.part))
@@ -148,10 +148,9 @@ class MirrorStore:
                     ddl.ident(tmp),
                     ddl.column_list(join_cols),
                 )
-                with conn.cursor(row_factory=dict_row) as cur:
-                    for record in cur.execute(query):
-                        key, state = decode_row(s, record)
-                        rows.setdefault(key, state)
+                for record in conn.execute(query):
+                    key, state = read(record)
+                    rows.setdefault(key, state)
         return rows, self._load_tombstones(conn, needs.partitions)
 
     def _load_tombstones(
@@ -187,16 +186,12 @@ class MirrorStore:
                 dead.append((key, row))
         s = self.spec
         if visible:
-            rows = (mirror_values(s, k, r, now_us) for k, r in visible)
             self._fill(
-                conn, self.stage_tmp, self.mirror_cols, ([v[c] for c in self.mirror_cols] for v in rows)
+                conn, self.stage_tmp, self.mirror_cols, (mirror_row(s, k, r, now_us) for k, r in visible)
             )
             self._upsert(conn, s.name, self.stage_tmp, self.mirror_cols, extra="_cdc_updated_at = now()")
         if dead:
-            rows2 = ({**dict(zip(self.pk, k, strict=True)), **state_values(r)} for k, r in dead)
-            self._fill(
-                conn, self.dead_stage_tmp, self.dead_cols, ([v[c] for c in self.dead_cols] for v in rows2)
-            )
+            self._fill(conn, self.dead_stage_tmp, self.dead_cols, ([*k, *state_row(r)] for k, r in dead))
             self._upsert(
                 conn, s.dead_name, self.dead_stage_tmp, self.dead_cols, extra="_cdc_recorded_at = now()"
             )
@@ -250,12 +245,10 @@ class MirrorStore:
         """Visible rows with a cell or marker whose TTL has passed (no row locks: the sweep takes the
         partitions' advisory locks and re-reads them, like a batch)."""
         s = self.spec
-        cols = [*self.pk, *(c.name for c in s.columns), *ddl.STATE_COLUMNS]
         query = sql.SQL(
             "SELECT {} FROM {} WHERE _cdc_expires_at <= %s ORDER BY _cdc_expires_at LIMIT %s"
-        ).format(ddl.column_list(cols), ddl.ident(s.schema, s.name))
-        with conn.cursor(row_factory=dict_row) as cur:
-            return dict(decode_row(s, record) for record in cur.execute(query, (now_us, limit)))
+        ).format(ddl.column_list(self.state_select), ddl.ident(s.schema, s.name))
+        return dict(self.read_mirror(record) for record in conn.execute(query, (now_us, limit)))
 
     def purge(self, conn: Connection[Any], grace_s: int) -> int:
         """Forget dead rows and tombstones older than the grace period (like Cassandra's gc_grace_seconds)."""

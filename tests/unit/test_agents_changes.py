@@ -11,10 +11,12 @@ from typing import Any
 from faust.types import TP
 
 from agents import changes
+from app.sink.applier import Prepared
 from app.sink.checkpoints import Claim
 from models.batch import DeadLetter, Outcome, Record
 
 TOPIC = "cdc.ks.t"
+BATCH = [Record(TOPIC, 0, 0, b"k", b"v")]
 
 
 @dataclass
@@ -30,8 +32,24 @@ class FakeRuntime:
     def expect(self, tp: tuple[str, int], offset: int) -> None:
         self.expected[tp] = offset
 
-    async def process(self, records: Sequence[Record]) -> Outcome | None:
-        return self.outcomes.pop(0)
+    events: list[str] = field(default_factory=list)
+    committing: asyncio.Event | None = None
+    """When set: commits wait for it (a batch held in PostgreSQL)."""
+    fail_prepare: set[int] = field(default_factory=set)
+
+    async def prepare(self, records: Sequence[Record], after: Prepared | None = None) -> Prepared | None:
+        first = records[0].offset
+        self.events.append(f"prepare {first} after {after.records[0].offset if after else None}")
+        if first in self.fail_prepare:
+            return None
+        return Prepared(records, {}, Outcome(), {}, [], [])
+
+    async def commit(self, records: Sequence[Record], prepared: Prepared | None) -> Outcome | None:
+        self.events.append(f"commit {records[0].offset} {'prepared' if prepared else 'isolated'}")
+        if self.committing is not None:
+            await self.committing.wait()
+        self.events.append(f"committed {records[0].offset}")
+        return self.outcomes.pop(0) if self.outcomes else Outcome()
 
     async def publish_dead_letters(self, send: Any) -> int:
         self.published += 1
@@ -78,12 +96,76 @@ def test_a_batch_is_remembered_and_its_dead_letters_published() -> None:
     outcome.dead_letters.append(DeadLetter(Record(TOPIC, 0, 4, None, b"x"), "malformed_event", "not json"))
     runtime, consumer = FakeRuntime(outcomes=[outcome, None]), FakeConsumer()
     remembered: list[Outcome] = []
-    assert asyncio.run(changes.handle_batch(runtime, consumer, [], remembered.append)) is outcome
+    assert asyncio.run(changes.handle_batch(runtime, consumer, BATCH, None, remembered.append)) is outcome
     assert remembered == [outcome]
     assert runtime.published == 1
     assert consumer.seeks == [(TP(TOPIC, 1), 2)]
-    assert asyncio.run(changes.handle_batch(runtime, consumer, [], remembered.append)) is None  # fenced
+    assert (
+        asyncio.run(changes.handle_batch(runtime, consumer, BATCH, None, remembered.append)) is None
+    )  # fenced
     assert remembered == [outcome]
+
+
+class CommitConsumer(FakeConsumer):
+    committed: list[dict[tuple[str, int], int]]
+
+    async def commit_offsets(self, offsets: dict[tuple[str, int], int]) -> bool:
+        self.committed.append(dict(offsets))
+        return True
+
+
+def batches_of(*firsts: int) -> Any:
+    queue = [[Record(TOPIC, 0, first, b"k", b"v")] for first in firsts]
+
+    async def take() -> list[Record]:
+        return queue.pop(0)
+
+    return take
+
+
+def test_the_next_batch_is_decoded_while_the_previous_one_commits_and_commits_stay_in_order() -> None:
+    async def run() -> tuple[list[str], list[dict[tuple[str, int], int]]]:
+        held = asyncio.Event()
+        runtime = FakeRuntime(committing=held)
+        runtime.outcomes = [Outcome(next_offsets={(TOPIC, 0): n}) for n in (10, 20, 30)]
+        consumer = CommitConsumer()
+        consumer.committed = []
+        pipeline = asyncio.ensure_future(changes.run_batches(runtime, consumer, batches_of(0, 10, 20), 3))
+        await asyncio.sleep(0.01)
+        runtime.events.append("(PostgreSQL done)")
+        held.set()
+        await pipeline
+        return runtime.events, consumer.committed
+
+    events, committed = asyncio.run(run())
+    assert events == [
+        "prepare 0 after None",
+        "prepare 10 after 0",  # while batch 0 is (about to be) in PostgreSQL
+        "commit 0 prepared",
+        "(PostgreSQL done)",
+        "committed 0",
+        "prepare 20 after 10",  # while batch 10 is
+        "commit 10 prepared",
+        "committed 10",
+        "commit 20 prepared",
+        "committed 20",
+    ]
+    assert committed == [{(TOPIC, 0): 10}, {(TOPIC, 0): 20}, {(TOPIC, 0): 30}]  # the Kafka hint, per batch
+
+
+def test_after_a_failed_decode_the_next_batch_waits_for_the_commit_and_is_not_chained() -> None:
+    runtime = FakeRuntime(fail_prepare={0})
+    consumer = CommitConsumer()
+    consumer.committed = []
+    asyncio.run(changes.run_batches(runtime, consumer, batches_of(0, 10), 2))
+    assert runtime.events == [
+        "prepare 0 after None",
+        "commit 0 isolated",
+        "committed 0",
+        "prepare 10 after None",
+        "commit 10 prepared",
+        "committed 10",
+    ]
 
 
 def test_bookkeeping_failures_never_escape_the_batch_hook() -> None:
@@ -92,7 +174,9 @@ def test_bookkeeping_failures_never_escape_the_batch_hook() -> None:
 
     outcome = Outcome()
     assert (
-        asyncio.run(changes.handle_batch(FakeRuntime(outcomes=[outcome]), FakeConsumer(), [], broken))
+        asyncio.run(
+            changes.handle_batch(FakeRuntime(outcomes=[outcome]), FakeConsumer(), BATCH, None, broken)
+        )
         is outcome
     )
 
@@ -117,7 +201,7 @@ def test_unclaimed_records_of_assigned_partitions_are_claimed_and_read_again() -
     outcome.not_owned.update({(TOPIC, 0): 3, (TOPIC, 1): 2, (TOPIC, 2): 1})
     runtime = FakeRuntime(stored={(TOPIC, 0): 40, (TOPIC, 1): None}, outcomes=[outcome])
     consumer = FakeConsumer(earliest={TP(TOPIC, 1): 5}, assigned={TP(TOPIC, 0), TP(TOPIC, 1)})
-    asyncio.run(changes.handle_batch(runtime, consumer, [], lambda _: None))
+    asyncio.run(changes.handle_batch(runtime, consumer, BATCH, None, lambda _: None))
     assert consumer.seeks == [(TP(TOPIC, 0), 40), (TP(TOPIC, 1), 5)]  # partition 2 is not ours: left alone
     assert runtime.expected == {(TOPIC, 1): 5}
 

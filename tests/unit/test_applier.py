@@ -223,3 +223,63 @@ def test_an_offset_seen_twice_in_one_batch_is_counted_once() -> None:
     assert w.ledger.events == {(TOPIC, 0): 2}
     assert w.ledger.offsets == {(TOPIC, 0): 2}
     assert outcome.skipped == 2
+
+
+def test_a_batch_prepared_while_the_previous_one_commits_continues_after_it() -> None:
+    """The pipeline: batch 2 is prepared before batch 1 commits. Its records follow batch 1's, so they are
+    neither a gap nor skipped; a batch prepared without knowing batch 1 would see a gap."""
+    w = World()
+    w.claim()
+    w.applier.expect((TOPIC, 0), 0)  # where the partition starts (its earliest offset)
+    first = w.applier.prepare([insert(0, 1, "a"), insert(1, 2, "b")])
+    second = w.applier.prepare([insert(2, 3, "c")], after=first)
+    unchained = w.applier.prepare([insert(2, 3, "c")])
+    assert unchained.outcome.gaps == {(TOPIC, 0): 0}
+    assert not second.outcome.gaps
+    assert second.outcome.consumed[(TOPIC, 0)] == 1
+    w.applier.commit(first)
+    w.applier.commit(second)
+    assert w.names() == {(1,): "a", (2,): "b", (3,): "c"}
+    assert w.ledger.offsets == {(TOPIC, 0): 3}
+    assert w.ledger.events == {(TOPIC, 0): 3}
+
+
+def test_a_record_of_the_batch_still_committing_is_not_applied_twice() -> None:
+    w = World()
+    w.claim()
+    first = w.applier.prepare([insert(0, 1, "a"), insert(1, 2, "b")])
+    second = w.applier.prepare([insert(1, 2, "b"), insert(2, 3, "c")], after=first)  # offset 1 again
+    w.applier.commit(first)
+    outcome = w.applier.commit(second)
+    assert outcome.skipped == 1
+    assert w.ledger.events == {(TOPIC, 0): 3}
+
+
+def test_a_previous_batch_of_an_older_claim_does_not_move_the_offsets() -> None:
+    w = World()
+    w.claim()
+    w.applier.expect((TOPIC, 0), 0)
+    first = w.applier.prepare([insert(0, 1, "a")])
+    w.claim()  # re-claimed (new generation) before the next batch: the first one's offsets do not carry over
+    w.applier.expect((TOPIC, 0), 0)
+    second = w.applier.prepare([insert(1, 2, "b")], after=first)
+    assert second.outcome.gaps == {(TOPIC, 0): 0}
+
+
+def test_a_failed_commit_can_be_retried_with_the_same_prepared_batch() -> None:
+    w = World()
+    w.claim()
+    prepared = w.applier.prepare([insert(0, 1, "a"), insert(1, 2, "b")])
+    failures = [ConnectionError("connection lost")]
+
+    def fail_once() -> None:
+        if failures:
+            raise failures.pop()
+
+    w.store.on_write = fail_once
+    with pytest.raises(ConnectionError):
+        w.applier.commit(prepared)
+    assert w.ledger.offsets == {}  # rolled back
+    outcome = w.applier.commit(prepared)
+    assert outcome.applied[(("ks", "t"), "RowWrite")] == 2
+    assert w.ledger.events == {(TOPIC, 0): 2}
