@@ -22,6 +22,10 @@ IpAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 ScalarConverter: TypeAlias = Callable[[CqlType, object], Native]
 
 _INT_BITS: Final[Mapping[str, int]] = {"tinyint": 8, "smallint": 16, "int": 32, "bigint": 64, "counter": 64}
+_INT_RANGE: Final[Mapping[str, tuple[int, int]]] = {
+    name: (-(2 ** (bits - 1)), 2 ** (bits - 1)) for name, bits in _INT_BITS.items()
+}
+"""``lo <= value < hi`` per fixed-width type (computed once: this check runs for every integer cell)."""
 _FLOAT_WORDS: Final = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
@@ -29,9 +33,9 @@ def integer_value(t: CqlType, value: object) -> int:
     """An int (not a bool), range-checked for the fixed-width integer types."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise bad_value(t, value, "expected an integer")
-    bits = _INT_BITS.get(t.name)
-    if bits is not None and not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
-        raise bad_value(t, value, f"out of range for a {bits}-bit integer")
+    bounds = _INT_RANGE.get(t.name)
+    if bounds is not None and not bounds[0] <= value < bounds[1]:
+        raise bad_value(t, value, f"out of range for a {_INT_BITS[t.name]}-bit integer")
     return value
 
 
