@@ -345,11 +345,13 @@ async def _admin(bootstrap: str, action: Callable[[AIOKafkaAdminClient], Awaitab
         await admin.close()
 
 
-def create_topics(bootstrap: str, topics: Iterable[str], *, log_append_time: bool = False) -> None:
-    """One partition each; with ``log_append_time`` a record's time is the broker's append time (the broker
-    default is CreateTime, stamped by the producer)."""
+def create_topics(
+    bootstrap: str, topics: Iterable[str], *, log_append_time: bool = False, partitions: int = 1
+) -> None:
+    """``partitions`` each (default one); with ``log_append_time`` a record's time is the broker's append time
+    (the broker default is CreateTime, stamped by the producer)."""
     config = {"message.timestamp.type": "LogAppendTime"} if log_append_time else None
-    new = [NewTopic(t, 1, 1, topic_configs=config) for t in topics]
+    new = [NewTopic(t, partitions, 1, topic_configs=config) for t in topics]
     asyncio.run(_admin(bootstrap, lambda a: a.create_topics(new)))
 
 
