@@ -11,6 +11,12 @@ rows_changed = Counter("cdc_rows_changed_total", "Mirror rows written or deleted
 dead_letters = Counter("cdc_dead_letters_total", "Events sent to the dead-letter queue", ["reason"])
 events_skipped = Counter("cdc_events_skipped_total", "Events skipped as already applied or empty")
 batch_seconds = Histogram("cdc_batch_seconds", "Time to apply one batch", buckets=LATENCY_BUCKETS)
+batch_stage_seconds = Histogram(
+    "cdc_batch_stage_seconds",
+    "Time per stage of a batch (decode, lock, load, plan, readback, write, ledger, commit)",
+    ["stage"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
 batch_size = Histogram(
     "cdc_batch_events", "Events per batch", buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000)
 )

@@ -34,6 +34,10 @@ def _component(error: BaseException) -> str:
     return "cassandra" if module.startswith("cassandra") else "postgres"
 
 
+def _observe_stage(stage: str, seconds: float) -> None:
+    metrics.batch_stage_seconds.labels(stage).observe(seconds)
+
+
 class Runtime:
     """Created once per worker; every blocking call runs in a thread, every failure is retried or routed."""
 
@@ -75,7 +79,7 @@ class Runtime:
         registry = TableRegistry(self.cluster, self.pool, s.sink.table_targets)
         reader = ReadBackReader(self._session, s.sink.readback_concurrency)
         decode = RecordDecoder(s.registry.url)
-        return Applier(self.pool, registry, reader, group_id=s.app_id, decode=decode)
+        return Applier(self.pool, registry, reader, group_id=s.app_id, decode=decode, observe=_observe_stage)
 
     # -- retries ------------------------------------------------------------------------------------------
     async def _retrying(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:

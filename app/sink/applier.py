@@ -6,6 +6,7 @@ Synchronous on purpose (psycopg and cassandra-driver calls); the agent runs it i
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,14 +20,16 @@ from app.sink.checkpoints import Claim, Fenced
 from app.sink.ledger import PostgresLedger
 from app.sink.ports import CollectionReader, ConnectionSource, Ledger, TableResolver
 from app.sink.registry import TableEntry
+from app.sink.stages import StageObserver, ignore, timed
 from app.sink.transient import is_transient
 from models.batch import TP, DeadLetter, Outcome, Record, TablePath
-from models.convergence import EMPTY_ROW, apply_readback
+from models.convergence import EMPTY_ROW, RowState, apply_readback
 from models.debezium import Envelope, parse_json, to_mutation
 from models.errors import InternalError, PermanentEventError, UnknownColumn
 from models.merge_plan import Needs, Plan, needs, plan
 from models.mutations import Key, Mutation, RowWrite
 from models.partition_locks import lock_order
+from models.table_schema import TableSchema
 
 __all__ = ["Applier", "DeadLetter", "Outcome", "Prepared", "Record", "TableWork", "apply_table"]
 
@@ -88,7 +91,10 @@ class Applier:
         group_id: str,
         decode: Callable[[bytes | None, bytes | None], Envelope | None] = parse_json,
         ledger: Ledger | None = None,
+        observe: StageObserver = ignore,
     ) -> None:
+        self.observe = observe
+        """Receives each batch stage's wall time (:mod:`app.sink.stages`)."""
         self.decode = decode
         """Record bytes -> envelope; raises :class:`PermanentEventError` subclasses for bad input."""
         self.pool = pool
@@ -156,7 +162,8 @@ class Applier:
     def prepare(self, records: Sequence[Record], after: Prepared | None = None) -> Prepared:
         """The CPU half of a batch, no transaction: ownership, gaps, duplicates, decoding, lock keys.
         ``after``: the batch before this one, if it may still be committing (its offsets count as stored)."""
-        return self._prepare(records, expecting(self._snapshot(), after))
+        with timed(self.observe, "decode"):
+            return self._prepare(records, expecting(self._snapshot(), after))
 
     def _prepare(self, records: Sequence[Record], claims: dict[TP, Claim]) -> Prepared:
         outcome = Outcome()
@@ -186,27 +193,36 @@ class Applier:
             return outcome  # nothing of ours to commit
         claims = prepared.claims
         try:
-            with self.pool.connection() as conn, conn.transaction():
-                self.ledger.lock_partitions(conn, prepared.lock_keys)
-                now = now_us()
-                for path, work in prepared.tables.items():
-                    outcome.rows_changed += apply_work(conn, work, now, self.reader)
-                    for mutation in work.mutations:
-                        outcome.applied[(path, type(mutation).__name__)] += 1
-                outcome.dead_letters.extend(prepared.dead)
-                outcome.dlq_ids = self.ledger.record_dead_letters(conn, prepared.dead)
-                self.ledger.advance(
-                    conn,
-                    self.group_id,
-                    outcome.next_offsets,
-                    {tp: claims[tp].generation for tp in outcome.next_offsets},
-                    outcome.consumed,
-                )
+            with self.pool.connection() as conn:
+                with conn.transaction():
+                    self._commit_in(conn, prepared, outcome)
+                    committing = time.perf_counter()
+                self.observe("commit", time.perf_counter() - committing)
         except Fenced as fenced:
             self._drop_stale(claims, fenced)
             raise
         self._committed(claims, outcome.next_offsets)  # also the prepared claims: apply_isolated reuses them
         return outcome
+
+    def _commit_in(self, conn: Connection[Any], prepared: Prepared, outcome: Outcome) -> None:
+        observe = self.observe
+        with timed(observe, "lock"):
+            self.ledger.lock_partitions(conn, prepared.lock_keys)
+        now = now_us()
+        for path, work in prepared.tables.items():
+            outcome.rows_changed += apply_work(conn, work, now, self.reader, observe)
+            for mutation in work.mutations:
+                outcome.applied[(path, type(mutation).__name__)] += 1
+        with timed(observe, "ledger"):
+            outcome.dead_letters.extend(prepared.dead)
+            outcome.dlq_ids = self.ledger.record_dead_letters(conn, prepared.dead)
+            self.ledger.advance(
+                conn,
+                self.group_id,
+                outcome.next_offsets,
+                {tp: prepared.claims[tp].generation for tp in outcome.next_offsets},
+                outcome.consumed,
+            )
 
     def apply_isolated(self, records: Sequence[Record]) -> Outcome:
         """After an unexpected error: apply record by record, dead-lettering each that fails the same way."""
@@ -355,23 +371,44 @@ def apply_table(
     return apply_work(conn, table_work(entry, mutations), now_us, reader)
 
 
-def apply_work(conn: Connection[Any], work: TableWork, now_us: int, reader: CollectionReader) -> int:
+def apply_work(
+    conn: Connection[Any],
+    work: TableWork,
+    now_us: int,
+    reader: CollectionReader,
+    observe: StageObserver = ignore,
+) -> int:
     """Load the touched state, plan the merge, read non-frozen collections back where needed, write."""
     entry = work.entry
     schema = entry.schema
-    hints = schema.hint_columns
-    rows, tombstones = entry.store.load(conn, work.needs)
-    result = plan(schema, work.stripped, rows, tombstones)
-    if hints:
-        triggers = _readback_triggers(work.mutations, result.rows, rows, hints)
-        if triggers:
-            reads = reader.read(schema, list(triggers))
-            for key, (trigger_ts, expires_at) in triggers.items():
-                base = result.rows.get(key, rows.get(key, EMPTY_ROW))
-                values = {c: replace(v, expires_at=expires_at) for c, v in reads[key].items()}
-                result.rows[key] = apply_readback(base, values, trigger_ts)
-    entry.store.write(conn, result, now_us)
+    with timed(observe, "load"):
+        rows, tombstones = entry.store.load(conn, work.needs)
+    with timed(observe, "plan"):
+        result = plan(schema, work.stripped, rows, tombstones)
+    if schema.hint_columns:
+        with timed(observe, "readback"):
+            _read_back(schema, work.mutations, result, rows, reader)
+    with timed(observe, "write"):
+        entry.store.write(conn, result, now_us)
     return len(result.rows)
+
+
+def _read_back(
+    schema: TableSchema,
+    mutations: Sequence[Mutation],
+    result: Plan,
+    loaded: Mapping[Key, RowState],
+    reader: CollectionReader,
+) -> None:
+    """Replace planned non-frozen collections by what Cassandra holds, where the rules need it."""
+    triggers = _readback_triggers(mutations, result.rows, loaded, schema.hint_columns)
+    if not triggers:
+        return
+    reads = reader.read(schema, list(triggers))
+    for key, (trigger_ts, expires_at) in triggers.items():
+        base = result.rows.get(key, loaded.get(key, EMPTY_ROW))
+        values = {c: replace(v, expires_at=expires_at) for c, v in reads[key].items()}
+        result.rows[key] = apply_readback(base, values, trigger_ts)
 
 
 def _strip_hints(mutation: Mutation, hints: frozenset[str]) -> Mutation:
