@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import Cluster
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from cassandra.policies import DCAwareRoundRobinPolicy
 
 from app.settings import CassandraSettings
@@ -21,7 +21,13 @@ def connect(settings: CassandraSettings, keyspace: str | None = None) -> tuple[A
         contact_points=settings.hosts,
         port=settings.port,
         auth_provider=auth,
-        load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=settings.local_dc),
+        # Execution profiles (not the driver's legacy session settings): callers derive their own from the
+        # default, e.g. the read-back's tuple rows.
+        execution_profiles={
+            EXEC_PROFILE_DEFAULT: ExecutionProfile(
+                load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=settings.local_dc)
+            )
+        },
         protocol_version=5,
         connect_timeout=10,
     )

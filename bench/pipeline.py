@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -145,6 +146,8 @@ def workers(
 ) -> Iterator[tuple[list[WorkerProcess], CheckpointPoller, list[MemorySampler]]]:
     """``n`` workers of one new group over ``keyspace``, a checkpoint poller and a memory sampler each."""
     app_id = unique("bench_worker")
+    for i in range(n):
+        (workdir / f"w{i}").mkdir(parents=True, exist_ok=True)
     procs = [
         WorkerProcess(
             keyspaces=[keyspace],
@@ -309,7 +312,7 @@ def latency_steps(
     try:
         with workers(keyspace, workdir, s) as (procs, poller, samplers):
             wait_applied(s.pg_dsn, procs[0].app_id, s.kafka_bootstrap, [lat, live_topic], timeout=180)
-            gen = EventGen(keyspace, SCALAR, seed=int(time.time()))
+            gen = EventGen(keyspace, dataclasses.replace(SCALAR, name="lat"), seed=int(time.time()))
             kafka, cql = [], []
             for rate in KAFKA_RATES:
                 kafka.append(latency.kafka_step(s, lat, gen, rate, poller, procs[0].web_port))

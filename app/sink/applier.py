@@ -27,7 +27,7 @@ from models.convergence import EMPTY_ROW, RowState, apply_readback
 from models.debezium import Envelope, parse_json, to_mutation
 from models.errors import InternalError, PermanentEventError, UnknownColumn
 from models.merge_plan import Needs, Plan, needs, plan
-from models.mutations import Key, Mutation, RowWrite
+from models.mutations import Key, Mutation, RowDelete, RowWrite
 from models.partition_locks import lock_order
 from models.table_schema import TableSchema
 
@@ -401,7 +401,7 @@ def _read_back(
     reader: CollectionReader,
 ) -> None:
     """Replace planned non-frozen collections by what Cassandra holds, where the rules need it."""
-    triggers = _readback_triggers(mutations, result.rows, loaded, schema.hint_columns)
+    triggers = _readback_triggers(schema, mutations, result.rows, loaded)
     if not triggers:
         return
     reads = reader.read(schema, list(triggers))
@@ -425,19 +425,36 @@ def _statement_expiry(write: RowWrite, hints: frozenset[str]) -> int | None:
 
 
 def _readback_triggers(
+    schema: TableSchema,
     mutations: Sequence[Mutation],
     planned: Mapping[Key, Any],
     loaded: Mapping[Key, Any],
-    hints: frozenset[str],
 ) -> dict[Key, tuple[int, int | None]]:
-    """Rows whose non-frozen collections must be re-read: written ones, and changed rows that hold one."""
+    """Rows whose non-frozen collections must be re-read from Cassandra (the event only hints at them):
+
+    - rows whose statement wrote one;
+    - rows where a stored collection survived a tombstone of this batch (the collection is newer than the
+      tombstone, so some of its elements may be gone and others not). A collection the tombstone shadowed
+      whole is gone in Cassandra too, and a change of other columns only leaves it as it is: no read."""
+    hints = schema.hint_columns
     triggers: dict[Key, tuple[int, int | None]] = {}
+    deleted_rows: set[Key] = set()
+    deleted_partitions: set[Key] = set()
     for m in mutations:
-        if isinstance(m, RowWrite) and m.hint_columns:
-            ts, _ = triggers.get(m.key, (m.ts, None))
-            triggers[m.key] = (max(ts, m.ts), _statement_expiry(m, hints))
+        if isinstance(m, RowWrite):
+            if m.hint_columns:
+                ts, _ = triggers.get(m.key, (m.ts, None))
+                triggers[m.key] = (max(ts, m.ts), _statement_expiry(m, hints))
+        elif isinstance(m, RowDelete):
+            deleted_rows.add(m.key)
+        else:
+            deleted_partitions.add(m.partition)
     for key, row in planned.items():
         before = loaded.get(key)
-        if key not in triggers and before is not None and any(c in before.cells for c in hints):
+        if key in triggers or before is None:
+            continue
+        if key not in deleted_rows and schema.partition_of(key) not in deleted_partitions:
+            continue
+        if any(c in before.cells and c in row.cells for c in hints):
             triggers[key] = (max((c.ts for c in row.cells.values()), default=0), None)
     return triggers

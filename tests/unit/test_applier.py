@@ -193,14 +193,47 @@ def test_an_unexpected_error_dead_letters_exactly_the_failing_record() -> None:
     assert w.ledger.events == {(TOPIC, 0): 3}
 
 
-def test_a_collection_is_read_back_and_applied_authoritatively() -> None:
+def row_delete(offset: int, key: int, ts: int) -> Record:
+    value = {
+        "ts_ms": ts // 1000,
+        "op": "d",
+        "source": debezium_source("ks", "t", ts),
+        "after": {"id": debezium_cell(key)},
+    }
+    return Record(TOPIC, 0, offset, orjson.dumps({"id": key}), orjson.dumps(value))
+
+
+def test_a_written_collection_is_read_back_and_applied_authoritatively() -> None:
     w = World()
     w.reader.values[(1,)] = {"tags": ReadBack(["x", "y"], TS)}
+    w.claim()
+    record = insert(0, 1, "b")
+    event = orjson.loads(record.value or b"")
+    event["after"]["tags"] = debezium_cell(["x"])  # the event's value is only a hint
+    w.applier.apply([Record(TOPIC, 0, 0, record.key, orjson.dumps(event))])
+    assert w.reader.calls == [[(1,)]]
+    assert w.store.rows[(1,)].cells["tags"].value == ["x", "y"]
+
+
+def test_a_write_of_other_columns_does_not_read_the_collection_back() -> None:
+    w = World()
     w.store.rows[(1,)] = RowState(cells={"name": Cell(TS - 5, "a"), "tags": Cell(TS - 5, ["old"])})
     w.claim()
     w.applier.apply([insert(0, 1, "b")])
-    assert w.reader.calls == [[(1,)]]  # the row holds a collection: re-read it
-    assert w.store.rows[(1,)].cells["tags"].value == ["x", "y"]
+    assert w.reader.calls == []
+    assert w.store.rows[(1,)].cells["tags"].value == ["old"]  # untouched in Cassandra too
+
+
+def test_a_tombstone_reads_back_only_a_collection_newer_than_itself() -> None:
+    w = World()
+    w.reader.values[(1,)] = {"tags": ReadBack(["newer"], TS + 10)}
+    w.store.rows[(1,)] = RowState(cells={"tags": Cell(TS + 10, ["older", "newer"])})
+    w.store.rows[(2,)] = RowState(cells={"name": Cell(TS - 5, "a"), "tags": Cell(TS - 5, ["old"])})
+    w.claim()
+    w.applier.apply([row_delete(0, 1, TS), row_delete(1, 2, TS)])
+    assert w.reader.calls == [[(1,)]]  # row 2's collection is older than the delete: shadowed whole
+    assert w.store.rows[(1,)].cells["tags"].value == ["newer"]
+    assert "tags" not in w.store.rows[(2,)].cells
 
 
 def test_the_sweep_rewrites_expired_rows() -> None:
