@@ -1,8 +1,10 @@
 """The change agent: consumes every Debezium topic ``<prefix>.<keyspace>.<table>`` and applies it.
 
-Thin wiring: raw bytes in (decoding happens in :mod:`models.debezium`), batches from ``take_events``,
-``concurrency=1`` (Faust bug #606), offsets owned by PostgreSQL (claimed and sought on assignment), and no
-exception ever leaves the loop (:meth:`app.runtime.Runtime.process` never raises).
+Thin wiring: raw bytes in (decoding happens in :mod:`models.debezium`), batches from the batching
+consumer's buffer (:mod:`app.batching_consumer`), ``concurrency=1`` (Faust bug #606), the next batch decoded
+while the previous one commits (:func:`run_batches`), offsets owned by PostgreSQL (claimed on assignment,
+sought back over gaps), and no exception ever leaves the loop (:meth:`app.runtime.Runtime.prepare` and
+``commit`` never raise).
 
 Nothing happens at import: the worker's :class:`~app.runtime.Runtime` is built, and the change topics that
 exist are found, in a start-up hook (:meth:`app.faust_app.CdcApp.on_startup`, before the consumer

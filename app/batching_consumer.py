@@ -19,9 +19,13 @@ truth (records below its offset are skipped, a fetch past it seeks back).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode import Service
@@ -50,10 +54,30 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         self.buffer = RecordBuffer(max(capacity, DEFAULT_BUFFER))
 
     async def commit_offsets(self, offsets: Mapping[tuple[str, int], int]) -> bool:
-        """Commit ``{(topic, partition): next offset}`` to Kafka (only partitions still assigned)."""
-        if not offsets:
+        """Commit ``{(topic, partition): next offset}`` to Kafka (only partitions still assigned); False when
+        Kafka refused (a rebalance under way). Not through Faust's ``_commit``, which crashes the worker on
+        such a refusal (seen with two workers rebalancing): here it is only a hint, PostgreSQL has the
+        offsets."""
+        assigned = self.assignment()
+        wanted = {TP(t, p): o for (t, p), o in offsets.items() if TP(t, p) in assigned}
+        if not wanted:
             return True
-        return await self._commit({TP(t, p): o for (t, p), o in offsets.items()})
+        thread = self._thread
+        consumer = thread._ensure_consumer()
+        try:
+            await thread.call_thread(
+                consumer.commit,
+                {
+                    TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(o, "")
+                    for tp, o in wanted.items()
+                },
+            )
+        except KafkaError as error:
+            self.log.info("offset hint not committed: %r", error)
+            return False
+        now = time.monotonic()
+        thread.tp_last_committed_at.update(dict.fromkeys(wanted, now))
+        return True
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - the worker's fetch loop
         """Faust's fetch loop (:meth:`faust.transport.consumer.Consumer._drain_messages`), fetch by fetch."""
