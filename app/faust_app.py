@@ -1,4 +1,5 @@
-"""The one Faust application object, at the leaf of our import graph (it imports only :mod:`app.settings`).
+"""The one Faust application object, at the leaf of our import graph (it imports only :mod:`app.settings`
+and its consumer class, :mod:`app.batching_consumer`).
 
 Nothing happens when this module is imported: Faust reads its configuration lazily, on first use of
 ``app.conf``, from :func:`faust_options` of the validated settings. Agents, tables and web views live in
