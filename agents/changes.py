@@ -260,18 +260,13 @@ async def run_batches(
             records = await take()
             taken += 1
             if previous is None and committing is not None:
-                await (
-                    committing
-                )  # the batch before was not prepared: its offsets are known only once committed
+                # The batch before was not prepared: its offsets are known only once it has committed.
+                await committing
             prepared = await runtime.prepare(records, after=previous)
             if committing is not None:
                 await committing
             previous = prepared
             committing = asyncio.ensure_future(_commit_batch(runtime, consumer, records, prepared))
-            import os
-
-            if os.environ.get("CDC_NOPIPE"):
-                await committing
     finally:
         if committing is not None:
             await committing

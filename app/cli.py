@@ -14,11 +14,7 @@ from app.settings import ConfigError, get_settings
 
 def _run_faust() -> None:
     if "worker" in sys.argv[1:]:
-        import os
-
         from app.topics import wait_for_kafka
-
-        sys.setswitchinterval(float(os.environ.get("CDC_SWITCH_S", "0.005")))
 
         wait_for_kafka(get_settings().kafka.bootstrap_servers)
     import app.commands  # noqa: F401  (registers the project subcommands)

@@ -128,7 +128,7 @@ CASES = (
 
 
 @dataclass
-class Prepared:
+class Loaded:
     """A case's keyspace, topic and pre-loaded events (made once, read by every repetition)."""
 
     keyspace: str
@@ -204,29 +204,29 @@ def stage_seconds(procs: Sequence[WorkerProcess]) -> dict[str, float]:
     return total
 
 
-def throughput(s: Settings, case: Case, prepared: Prepared, workdir: Path) -> dict[str, Any]:
+def throughput(s: Settings, case: Case, loaded: Loaded, workdir: Path) -> dict[str, Any]:
     """Start the case's workers over its pre-loaded topic and time the catch-up."""
-    drop_pg_schema(s.pg_dsn, prepared.keyspace)  # a fresh mirror for every repetition
+    drop_pg_schema(s.pg_dsn, loaded.keyspace)  # a fresh mirror for every repetition
     timed_from = ROWS if case.prepopulate else 0
-    with workers(prepared.keyspace, workdir, s, case.workers) as (procs, poller, samplers):
+    with workers(loaded.keyspace, workdir, s, case.workers) as (procs, poller, samplers):
         pids = [p.proc.pid for p in procs if p.proc is not None]
         started = time.time()
         window: dict[str, Any] = {}
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S + prepared.end / 500
-        while poller.committed(prepared.topic) < prepared.end:
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S + loaded.end / 500
+        while poller.committed(loaded.topic) < loaded.end:
             check_alive(procs)
-            if not window and poller.committed(prepared.topic) > timed_from:
+            if not window and poller.committed(loaded.topic) > timed_from:
                 window = {"cpu": cpu_seconds(pids), "pg": cpu_seconds(postgres_pids()), "t": time.time()}
                 window["stages"] = stage_seconds(procs)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"workers at {poller.committed(prepared.topic)} of {prepared.end} events")
+                raise TimeoutError(f"workers at {poller.committed(loaded.topic)} of {loaded.end} events")
             time.sleep(0.05)
         end = {"cpu": cpu_seconds(pids), "pg": cpu_seconds(postgres_pids()), "t": time.time()}
         stages = stage_seconds(procs)
-        wait_applied(s.pg_dsn, procs[0].app_id, s.kafka_bootstrap, [prepared.topic], timeout=60)
+        wait_applied(s.pg_dsn, procs[0].app_id, s.kafka_bootstrap, [loaded.topic], timeout=60)
         memory = [sampler.finish() for sampler in samplers]
     return {
-        **rates(poller, prepared, timed_from, started),
+        **rates(poller, loaded, timed_from, started),
         "peak_rss_mb": max((m["peak_rss_mb"] or 0) for m in memory),
         **cpu_shares(window, end),
         "stages_s": {
@@ -235,13 +235,13 @@ def throughput(s: Settings, case: Case, prepared: Prepared, workdir: Path) -> di
     }
 
 
-def rates(poller: CheckpointPoller, prepared: Prepared, timed_from: int, started: float) -> dict[str, Any]:
-    offsets, times = poller.history(prepared.topic)
+def rates(poller: CheckpointPoller, loaded: Loaded, timed_from: int, started: float) -> dict[str, Any]:
+    offsets, times = poller.history(loaded.topic)
     first = next(i for i, o in enumerate(offsets) if o > timed_from)
     steady_s = times[-1] - times[first]
-    steady_events = prepared.end - offsets[first]
+    steady_events = loaded.end - offsets[first]
     return {
-        "events": prepared.end,
+        "events": loaded.end,
         "timed_events": steady_events,
         "startup_s": round(times[0] - started, 2),
         "steady_s": round(steady_s, 2),
@@ -261,21 +261,21 @@ def cpu_shares(window: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def raw_loop(s: Settings, prepared: Prepared) -> dict[str, Any]:
+def raw_loop(s: Settings, loaded: Loaded) -> dict[str, Any]:
     value_cols = [(n, PG_TYPES[t]) for n, (t, _) in SCALAR.columns.items()]
     key_cols = [(n, PG_TYPES[t]) for n, t in (*SCALAR.partition, *SCALAR.clustering)]
-    return run_raw_loop(s.kafka_bootstrap, s.pg_dsn, prepared.topic, key_cols, value_cols, BATCH)
+    return run_raw_loop(s.kafka_bootstrap, s.pg_dsn, loaded.topic, key_cols, value_cols, BATCH)
 
 
 # --- set-up ---------------------------------------------------------------------------------------------
 
 
-def prepare_cases(s: Settings, session: Any, tag: str) -> dict[str, Prepared]:
+def load_cases(s: Settings, session: Any, tag: str) -> dict[str, Loaded]:
     """Create each case's keyspace, table and topic and pre-load its events."""
-    prepared: dict[str, Prepared] = {}
+    loaded: dict[str, Loaded] = {}
     for i, case in enumerate(CASES):
         if case.topic_of is not None:
-            prepared[case.name] = prepared[case.topic_of]
+            loaded[case.name] = loaded[case.topic_of]
             continue
         keyspace = f"bench_pipe_{case.name}_{tag}"
         topic = f"{s.topic_prefix}.{keyspace}.{case.shape.name}"
@@ -286,9 +286,9 @@ def prepare_cases(s: Settings, session: Any, tag: str) -> dict[str, Prepared]:
         gen = EventGen(keyspace, case.shape, seed=i + 1)
         load = preload(s.kafka_bootstrap, topic, gen, case.events, prepopulate=case.prepopulate)
         ends = asyncio.run(end_offsets(s.kafka_bootstrap, [topic]))
-        prepared[case.name] = Prepared(keyspace, topic, sum(ends.values()), load)
+        loaded[case.name] = Loaded(keyspace, topic, sum(ends.values()), load)
         print(f"    {case.name}: {load}", flush=True)
-    return prepared
+    return loaded
 
 
 def latency_keyspace(s: Settings, session: Any, tag: str) -> tuple[str, str, str]:
@@ -340,14 +340,14 @@ def latency_steps(
 
 
 def repetition(
-    s: Settings, session: Any, prepared: dict[str, Prepared], lat: tuple[str, str, str], workdir: Path
+    s: Settings, session: Any, loaded: dict[str, Loaded], lat: tuple[str, str, str], workdir: Path
 ) -> dict[str, Any]:
     result: dict[str, Any] = {"throughput": {}}
     for case in CASES:
         print(f"    throughput {case.name} ...", flush=True)
-        result["throughput"][case.name] = throughput(s, case, prepared[case.name], workdir)
+        result["throughput"][case.name] = throughput(s, case, loaded[case.name], workdir)
         print(f"      {result['throughput'][case.name]}", flush=True)
-    result["raw_loop"] = raw_loop(s, prepared["scalar"])
+    result["raw_loop"] = raw_loop(s, loaded["scalar"])
     print(f"    raw loop: {result['raw_loop']['events_per_s']} events/s", flush=True)
     print("    latency ...", flush=True)
     result["latency"] = latency_steps(s, session, *lat, workdir)
@@ -364,7 +364,7 @@ def run() -> dict[str, Any]:
     tag = uuid.uuid4().hex[:6]
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     reps: list[dict[str, Any]] = []
-    prepared: dict[str, Prepared] = {}
+    loaded: dict[str, Loaded] = {}
     keyspaces: list[str] = []
     with Services(["postgres", "kafka", "cassandra", "debezium"], s):
         cluster = Cluster([s.host], port=s.cassandra_port, connect_timeout=10)
@@ -372,12 +372,12 @@ def run() -> dict[str, Any]:
         session.default_timeout = 60
         try:
             print("  creating keyspaces and pre-loading topics ...", flush=True)
-            prepared = prepare_cases(s, session, tag)
+            loaded = load_cases(s, session, tag)
             lat = latency_keyspace(s, session, tag)
-            keyspaces = sorted({p.keyspace for p in prepared.values()} | {lat[0]})
+            keyspaces = sorted({p.keyspace for p in loaded.values()} | {lat[0]})
             for i in range(REPEATS):
                 print(f"  repetition {i + 1} of {REPEATS}", flush=True)
-                reps.append(repetition(s, session, prepared, lat, workdir))
+                reps.append(repetition(s, session, loaded, lat, workdir))
         finally:
             for keyspace in keyspaces:
                 with contextlib.suppress(Exception):
@@ -386,7 +386,7 @@ def run() -> dict[str, Any]:
                     drop_pg_schema(s.pg_dsn, keyspace)
             cluster.shutdown()
             with contextlib.suppress(Exception):  # best-effort cleanup
-                delete_topics(s.kafka_bootstrap, sorted({p.topic for p in prepared.values()}))
+                delete_topics(s.kafka_bootstrap, sorted({p.topic for p in loaded.values()}))
             shutil.rmtree(workdir, ignore_errors=True)
     medians = summarise(reps)
     return {
@@ -405,7 +405,7 @@ def run() -> dict[str, Any]:
             "step_s": latency.STEP_S,
             "checkpoint_poll_ms": POLL_S * 1000,
         },
-        "preload": {name: p.load for name, p in prepared.items()},
+        "preload": {name: p.load for name, p in loaded.items()},
         "medians": medians,
         "targets": targets(medians),
         "repetitions": reps,

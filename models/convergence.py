@@ -97,6 +97,8 @@ class RowState:
         return any(cell.is_live(now_us) for cell in self.cells.values())
 
     def visible_values(self, columns: Iterable[str], now_us: int) -> dict[str, object]:
+        """The value of each of ``columns`` a reader sees at ``now_us`` (None: absent, deleted or expired),
+        in the order of ``columns``."""
         values: dict[str, object] = {}
         for column in columns:
             cell = self.cells.get(column)

@@ -43,10 +43,7 @@ def mirror_columns(spec: MirrorSpec) -> list[str]:
 def mirror_row(spec: MirrorSpec, key: Key, row: RowState, now_us: int) -> list[object]:
     """Every stored column of a visible row, in :func:`mirror_columns` order (one list, no dict per row)."""
     values: list[object] = list(key)
-    cells = row.cells
-    for column in spec.columns:
-        cell = cells.get(column.name)
-        values.append(cell.value if cell is not None and cell.is_live(now_us) else None)
+    values += row.visible_values((c.name for c in spec.columns), now_us).values()
     values += state_row(row)
     values.append(row.next_expiry(now_us))
     values.append(spec.token_of(key[: len(spec.partition_key)]))

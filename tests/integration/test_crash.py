@@ -214,19 +214,20 @@ def assert_exactly_once(
     assert counted[0] == produced, f"every record counted exactly once across {len(kills)} crashes: {kills}"
 
 
-def test_kill_9_mid_batch_loses_and_duplicates_nothing(
-    cql: Any,
-    keyspace: str,
-    start_worker: StartWorker,
-    pg_dsn: str,
-    kafka_bootstrap: str,
-    topic_prefix: str,
-    agent_log: Path,
-    topics: list[str],
-) -> None:
-    topic = f"{topic_prefix}.{keyspace}.{TABLE}"
-    topics.append(topic)
+@pytest.fixture
+def topic(
+    cql: Any, keyspace: str, kafka_bootstrap: str, topic_prefix: str, agent_log: Path, topics: list[str]
+) -> str:
+    """The crash table's change topic, captured by the agent (dropped after the test)."""
+    name = f"{topic_prefix}.{keyspace}.{TABLE}"
+    topics.append(name)
     create_cdc_keyspace(cql, keyspace, {TABLE: DEFINITION}, topic_prefix, kafka_bootstrap, agent_log)
+    return name
+
+
+def test_kill_9_mid_batch_loses_and_duplicates_nothing(
+    cql: Any, keyspace: str, topic: str, start_worker: StartWorker, pg_dsn: str, kafka_bootstrap: str
+) -> None:
     worker = start_worker([keyspace], extra_env=WORKER_ENV)
     writer, errors = start_writer(cql, keyspace, seed=7)
     kills: list[tuple[int, int]] = []
@@ -295,19 +296,14 @@ def owner_mid_stream(
 def test_kill_9_of_one_of_two_workers_mid_batch_loses_and_duplicates_nothing(
     cql: Any,
     keyspace: str,
+    topic: str,
     tmp_path: Path,
     start_worker: StartWorker,
     pg_dsn: str,
     kafka_bootstrap: str,
-    topic_prefix: str,
-    agent_log: Path,
-    topics: list[str],
 ) -> None:
     """Two workers of one group over the 4-partition topic; A and B are killed in turn, each while applying a
     partition it owns, and started again (same app id) while the other keeps running."""
-    topic = f"{topic_prefix}.{keyspace}.{TABLE}"
-    topics.append(topic)
-    create_cdc_keyspace(cql, keyspace, {TABLE: DEFINITION}, topic_prefix, kafka_bootstrap, agent_log)
     assert len(partition_ends(kafka_bootstrap, topic)) == 4, (
         "the stack creates change topics with 4 partitions"
     )
