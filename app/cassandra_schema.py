@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from models.cql_types import parse_cql_type
@@ -40,8 +39,18 @@ def table_schema(cluster: Any, keyspace: str, table: str) -> TableSchema:
     )
 
 
+class SchemaUnavailable(ConnectionError):
+    """Cassandra could not be asked for a table's schema now: transient, the batch waits and retries (an
+    unanswered refresh must not turn into ``unknown_table``/``unknown_column`` dead letters)."""
+
+    component = "cassandra"
+
+
 def refresh_table(cluster: Any, keyspace: str, table: str) -> TableSchema:
-    """Ask the driver to re-read one table's schema, then return it."""
-    with contextlib.suppress(Exception):  # a missing table surfaces as UnknownTable below
+    """Ask the driver to re-read one table's schema, then return it (:class:`UnknownTable` if Cassandra says
+    it does not exist; :class:`SchemaUnavailable` if the refresh got no answer)."""
+    try:
         cluster.refresh_table_metadata(keyspace, table)
+    except Exception as error:  # the driver raises DriverException when the refresh did not succeed
+        raise SchemaUnavailable(f"refreshing the schema of {keyspace}.{table} failed: {error}") from error
     return table_schema(cluster, keyspace, table)

@@ -78,6 +78,7 @@ from cassandra.util import Duration as DriverDuration
 from cassandra.util import Time as DriverTime
 from psycopg import Connection, sql
 
+from app.cql import names, table_name
 from models.cql_types import CqlType
 from models.mirror_spec import MirrorSpec
 from models.mutations import Key
@@ -565,8 +566,8 @@ def _all_columns(schema: TableSchema) -> tuple[Any, ...]:
 def cassandra_rows(session: Any, schema: TableSchema) -> dict[Key, Row]:
     """Every row of the Cassandra table in canonical form, by canonical primary key."""
     columns = _all_columns(schema)
-    selected = ", ".join(f'"{c.name}"' for c in columns)
-    query = f'SELECT {selected} FROM "{schema.keyspace}"."{schema.table}"'
+    target = table_name(schema.keyspace, schema.table)
+    query = f"SELECT {names(c.name for c in columns)} FROM {target}"  # noqa: S608 (every name protected)
     return _keyed(
         schema,
         (

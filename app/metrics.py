@@ -33,3 +33,11 @@ fenced = Counter("cdc_fenced_batches_total", "Batches dropped because another wo
 last_commit = Gauge("cdc_last_commit_timestamp_seconds", "Wall time of the last committed batch")
 source_lag = Gauge("cdc_source_lag_seconds", "Now minus the newest applied Cassandra write time", ["table"])
 rows_expired = Counter("cdc_rows_expired_total", "Mirror rows re-evaluated by the TTL sweep")
+circuit_state = Gauge(
+    "cdc_circuit_state", "Circuit breaker per dependency: 0 closed, 1 half-open, 2 open", ["dependency"]
+)
+paused = Gauge(
+    "cdc_paused",
+    "1 while consumption waits on a failing dependency (kind: transient or systemic)",
+    ["dependency", "kind"],
+)

@@ -16,22 +16,18 @@ from app.cassandra_session import connect
 from app.health import health
 from app.settings import Settings
 from app.sink.applier import Applier, Prepared
+from app.sink.breaker import CircuitBreaker, DeadLetterBreaker
 from app.sink.checkpoints import Claim, Fenced, ensure_meta
-from app.sink.decoding import RecordDecoder, RegistryUnavailable
+from app.sink.decoding import RecordDecoder
+from app.sink.failures import Failure, Kind, classify, describe
 from app.sink.readback import ReadBackReader
 from app.sink.registry import TableRegistry
-from app.sink.transient import is_transient
 from models.batch import Outcome, Record
 
 log = structlog.get_logger("cdc.runtime")
 
-
-def _component(error: BaseException) -> str:
-    """Which dependency a transient failure belongs to (for /health)."""
-    if isinstance(error, RegistryUnavailable):
-        return "registry"
-    module = type(error).__module__
-    return "cassandra" if module.startswith("cassandra") else "postgres"
+DEPENDENCIES = ("postgres", "cassandra", "registry", "sink")
+"""The components a failure can belong to (:func:`app.sink.failures.classify`); "sink" is the worker itself."""
 
 
 def _observe_stage(stage: str, seconds: float) -> None:
@@ -49,6 +45,16 @@ class Runtime:
         """Batches and the TTL sweep touch the same rows: one at a time per worker."""
         self.pool: ConnectionPool[Any] | None = None
         self.cluster: Any = None
+        self.circuits = {
+            name: CircuitBreaker(settings.sink.circuit_threshold, settings.sink.circuit_probe_after_s)
+            for name in DEPENDENCIES
+        }
+        """One per dependency: after repeated failures every caller (batches, sweep, outbox) waits for the
+        half-open probe instead of each retrying on its own."""
+        self._failing: dict[str, dict[str, str]] = {name: {} for name in DEPENDENCIES}
+        """Per dependency, the operations now failing on it (-> transient | systemic): it shows as down on
+        ``/health`` until every one of them has succeeded again (a sweep that works does not hide a batch
+        that is paused)."""
 
     # -- start-up -----------------------------------------------------------------------------------------
     async def ensure_started(self) -> Applier:
@@ -77,38 +83,78 @@ class Runtime:
             self._session = session
         health.mark("cassandra", "up")
         registry = TableRegistry(self.cluster, self.pool, s.sink.table_targets)
-        reader = ReadBackReader(self._session, s.sink.readback_concurrency)
+        reader = ReadBackReader(self._session, s.sink.readback_concurrency, s.cassandra.readback_consistency)
         decode = RecordDecoder(s.registry.url)
-        return Applier(self.pool, registry, reader, group_id=s.app_id, decode=decode, observe=_observe_stage)
+        return Applier(
+            self.pool,
+            registry,
+            reader,
+            group_id=s.app_id,
+            decode=decode,
+            observe=_observe_stage,
+            topic_prefix=s.kafka.topic_prefix,
+            max_clock_skew_s=s.sink.max_clock_skew_s,
+            breaker=DeadLetterBreaker(s.sink.dlq_breaker_ratio, s.sink.dlq_breaker_minimum),
+        )
 
     # -- retries ------------------------------------------------------------------------------------------
-    async def _retrying(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _retrying(
+        self, what: str, fn: Callable[..., Any], *args: Any, unknown_pauses: bool = False
+    ) -> Any:
+        """Run ``fn`` in a thread; failures that pause the stream (transient, systemic; with
+        ``unknown_pauses`` every failure) are retried with exponential backoff, each dependency's circuit
+        breaker holding callers back while open, and shown on ``/health``. Others are raised."""
+
+        def retried(error: BaseException) -> bool:
+            return unknown_pauses or classify(error).pauses
+
         async def before_sleep(state: Any) -> None:
             error = state.outcome.exception()
-            component = _component(error)
-            health.mark(component, "down", f"{type(error).__name__}: {error}")
-            metrics.retries.labels(type(error).__name__).inc()
-            log.warning(
-                "transient failure, retrying",
-                what=what,
-                component=component,
-                error=str(error),
-                attempt=state.attempt_number,
-            )
+            self._failed(what, error, classify(error), state.attempt_number)
 
         retrying = AsyncRetrying(
             wait=wait_exponential(multiplier=0.2, max=30),
-            retry=retry_if_exception(is_transient),
+            retry=retry_if_exception(retried),
             before_sleep=before_sleep,
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                result = await asyncio.to_thread(fn, *args)
-        for name in ("postgres", "cassandra", "registry"):
-            if name in health.components:
-                health.mark(name, "up")
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await asyncio.sleep(max(c.wait_s(time.monotonic()) for c in self.circuits.values()))
+                    result = await asyncio.to_thread(fn, *args)
+        finally:
+            self._recovered(what)  # succeeded, or failed in a way that does not pause: the dependency answers
         return result
+
+    def _failed(self, what: str, error: BaseException, failure: Failure, attempt: int) -> None:
+        component, kind = failure.component, failure.kind.value
+        if failure.kind is Kind.UNKNOWN:
+            kind = "systemic"  # an unexpected error that hits the whole batch: paused like one
+        circuit = self.circuits[component]
+        circuit.failure(time.monotonic())
+        metrics.circuit_state.labels(component).set(int(circuit.state(time.monotonic())))
+        self._failing[component][what] = kind
+        metrics.paused.labels(component, kind).set(1)
+        health.mark(component, "down", f"{kind}: {describe(error)} (paused while {what} retries)")
+        metrics.retries.labels(type(error).__name__).inc()
+        log.warning(
+            f"{kind} failure, consumption paused, retrying",
+            what=what,
+            component=component,
+            error=describe(error),
+            attempt=attempt,
+        )
+
+    def _recovered(self, what: str) -> None:
+        for name, failing in self._failing.items():
+            if failing.pop(what, None) is None or failing:
+                continue
+            self.circuits[name].success()
+            metrics.circuit_state.labels(name).set(0)
+            for kind in ("transient", "systemic"):
+                metrics.paused.labels(name, kind).set(0)
+            health.mark(name, "up")
 
     # -- partitions ---------------------------------------------------------------------------------------
     async def claim(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Claim]:
@@ -131,12 +177,12 @@ class Runtime:
 
     async def prepare(self, records: Sequence[Record], after: Prepared | None = None) -> Prepared | None:
         """Decode a batch (no transaction; may run while ``after`` commits). Never raises: None after an
-        unexpected error, and :meth:`commit` then applies the records one by one."""
+        unexpected error, and :meth:`commit` then prepares it again, paused until that succeeds."""
         applier = await self.ensure_started()
         try:
             prepared: Prepared = await self._retrying("prepare", applier.prepare, records, after)
         except Exception:
-            log.exception("unexpected error decoding a batch; applying its events one by one")
+            log.exception("unexpected error decoding a batch; it is decoded again once the previous commits")
             return None
         return prepared
 
@@ -153,15 +199,16 @@ class Runtime:
         started = time.monotonic()
         try:
             if prepared is None:
-                outcome: Outcome = await self._isolated(applier, records)
-            else:
-                try:
-                    outcome = await self._retrying("apply", applier.commit, prepared)
-                except Fenced:
-                    raise
-                except Exception:
-                    log.exception("unexpected error applying a batch; applying its events one by one")
-                    outcome = await self._isolated(applier, records)
+                # Decoding failed outside any one record (those are dead-lettered): a bug that hits the
+                # whole batch, so it pauses like a systemic fault until it decodes.
+                prepared = await self._retrying("prepare", applier.prepare, records, unknown_pauses=True)
+            try:
+                outcome: Outcome = await self._retrying("apply", applier.commit, prepared)
+            except Fenced:
+                raise
+            except Exception as error:
+                log.warning("a batch failed on an event's data; bisecting it", error=describe(error))
+                outcome = await self._bisecting(applier, prepared)
         except Fenced as error:
             return self._fenced(error)
         if outcome.not_owned:
@@ -180,8 +227,12 @@ class Runtime:
         )
         return outcome
 
-    async def _isolated(self, applier: Applier, records: Sequence[Record]) -> Outcome:
-        outcome: Outcome = await self._retrying("apply-isolated", applier.apply_isolated, records)
+    async def _bisecting(self, applier: Applier, prepared: Prepared) -> Outcome:
+        """Commit with the failing records split out and dead-lettered; an unexpected error even then (not
+        one record's) pauses the stream like a systemic fault."""
+        outcome: Outcome = await self._retrying(
+            "apply-bisecting", applier.commit, prepared, True, unknown_pauses=True
+        )
         return outcome
 
     @staticmethod

@@ -56,6 +56,10 @@ class CassandraSettings(BaseModel):
     password: SecretStr | None = None
     keyspaces: list[str] = []
     """Keyspaces to replicate; empty means every keyspace that has a CDC topic."""
+    readback_consistency: Literal["ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "ALL", "EACH_QUORUM"] = (
+        "LOCAL_QUORUM"
+    )
+    """Consistency of the collection read-back: with RF > 1 a lagging replica must not become the truth."""
 
 
 class RegistrySettings(BaseModel):
@@ -77,6 +81,17 @@ class SinkSettings(BaseModel):
     table_targets: dict[str, str] = {}
     """Per-table mirror names, ``{"ks.tbl": "schema.name"}``; default ``"ks"."tbl"``."""
     readback_concurrency: int = Field(default=64, ge=1)
+    max_clock_skew_s: float | None = Field(default=3600.0, gt=0)
+    """An event whose write time lies further in the future is dead-lettered (``timestamp_out_of_range``):
+    it would shadow every later write. None: no limit."""
+    dlq_breaker_ratio: float | None = Field(default=0.5, gt=0, le=1)
+    """Pause instead of dead-lettering when more than this share of the last 1,000 events would be
+    dead-lettered (and at least ``dlq_breaker_minimum``). None: never pause for that."""
+    dlq_breaker_minimum: int = Field(default=20, ge=1)
+    circuit_threshold: int = Field(default=5, ge=1)
+    """Consecutive failures of a dependency that open its circuit breaker."""
+    circuit_probe_after_s: float = Field(default=15.0, gt=0)
+    """How long an open circuit holds every caller back before one attempt probes the dependency."""
 
 
 class Settings(BaseSettings):

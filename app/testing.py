@@ -41,6 +41,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from app import cql
 from app.cassandra_schema import table_schema
 from app.compare import TableDiff, compare_tables
 from models.cql_types import parse_cql_type
@@ -502,11 +503,12 @@ def wait_captured(
     if unsupported:
         raise ValueError(f"no probe value for key columns {unsupported} of {keyspace}.{table}")
     values = [PROBE_VALUES[c.cql_type] for c in key_cols]
-    names = ", ".join(c.name for c in key_cols)
+    columns = cql.names(c.name for c in key_cols)
     marks = ", ".join("?" for _ in key_cols)
-    where = " AND ".join(f"{c.name} = ?" for c in key_cols)
-    insert = session.prepare(f"INSERT INTO {keyspace}.{table} ({names}) VALUES ({marks})")
-    delete = session.prepare(f"DELETE FROM {keyspace}.{table} WHERE {where}")
+    where = cql.key_condition(c.name for c in key_cols)
+    target = cql.table_name(keyspace, table)
+    insert = session.prepare(f"INSERT INTO {target} ({columns}) VALUES ({marks})")  # noqa: S608 (protected names)
+    delete = session.prepare(f"DELETE FROM {target} WHERE {where}")  # noqa: S608 (protected names)
     topic = f"{topic_prefix}.{keyspace}.{table}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -62,6 +62,30 @@ class UnsupportedEvent(PermanentEventError):
     reason = "unsupported_event"
 
 
+class TopicMismatch(PermanentEventError):
+    """The event's ``source.keyspace``/``source.table`` is not the table its topic is named after."""
+
+    reason = "topic_mismatch"
+
+
+class TimestampOutOfRange(PermanentEventError):
+    """The event's write time lies further in the future than ``sink.max_clock_skew_s`` allows."""
+
+    reason = "timestamp_out_of_range"
+
+
+class KeyTooLarge(PermanentEventError):
+    """A primary-key value is larger than PostgreSQL can index (btree limit ~2.7 kB; Cassandra allows 64 KiB)."""
+
+    reason = "key_too_large"
+
+
+class ValueRejected(PermanentEventError):
+    """PostgreSQL refuses a value of this event alone (a data or integrity error), found by bisecting its batch."""
+
+    reason = "value_rejected"
+
+
 class InternalError(PermanentEventError):
     """A bug met while applying this event alone; dead-lettered so the stream goes on."""
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -16,16 +15,17 @@ from typing import Any
 from psycopg import Connection
 
 from app.clock import now_us
+from app.sink.breaker import DeadLetterBreaker
 from app.sink.checkpoints import Claim, Fenced
+from app.sink.failures import classify, dead_letter_error
 from app.sink.ledger import PostgresLedger
 from app.sink.ports import CollectionReader, ConnectionSource, Ledger, TableResolver
 from app.sink.registry import TableEntry
 from app.sink.stages import StageObserver, ignore, timed
-from app.sink.transient import is_transient
 from models.batch import TP, DeadLetter, Outcome, Record, TablePath
 from models.convergence import EMPTY_ROW, RowState, apply_readback
 from models.debezium import Envelope, parse_json, to_mutation
-from models.errors import InternalError, PermanentEventError, UnknownColumn
+from models.errors import PermanentEventError, TimestampOutOfRange, TopicMismatch, UnknownColumn
 from models.merge_plan import Needs, Plan, needs, plan
 from models.mutations import Key, Mutation, RowDelete, RowWrite
 from models.partition_locks import lock_order
@@ -43,12 +43,23 @@ class TableWork:
     mutations: list[Mutation]
     stripped: list[Mutation]
     needs: Needs
+    records: tuple[Record, ...] = ()
+    """The record of each mutation (same order), for dead-lettering one that fails alone."""
+
+    def halves(self) -> tuple[TableWork, TableWork]:
+        """The first and the second half of this work (for bisecting a failure down to one record)."""
+        mid = len(self.mutations) // 2
+        first, second = self.mutations[:mid], self.mutations[mid:]
+        return (
+            table_work(self.entry, first, self.records[:mid]),
+            table_work(self.entry, second, self.records[mid:]),
+        )
 
 
-def table_work(entry: TableEntry, mutations: Sequence[Mutation]) -> TableWork:
+def table_work(entry: TableEntry, mutations: Sequence[Mutation], records: Sequence[Record] = ()) -> TableWork:
     hints = entry.schema.hint_columns
     stripped = [_strip_hints(m, hints) for m in mutations] if hints else list(mutations)
-    return TableWork(entry, list(mutations), stripped, needs(entry.schema, stripped))
+    return TableWork(entry, list(mutations), stripped, needs(entry.schema, stripped), tuple(records))
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,15 @@ class Applier:
         decode: Callable[[bytes | None, bytes | None], Envelope | None] = parse_json,
         ledger: Ledger | None = None,
         observe: StageObserver = ignore,
+        topic_prefix: str | None = None,
+        max_clock_skew_s: float | None = None,
+        breaker: DeadLetterBreaker | None = None,
     ) -> None:
+        self.topic_prefix = topic_prefix
+        """When set, an event must name the table of its topic ``<prefix>.<keyspace>.<table>``."""
+        self.max_skew_us = None if max_clock_skew_s is None else int(max_clock_skew_s * 1_000_000)
+        """How far in the future an event's write time may lie (None: no limit)."""
+        self.breaker = breaker or DeadLetterBreaker()
         self.observe = observe
         """Receives each batch stage's wall time (:mod:`app.sink.stages`)."""
         self.decode = decode
@@ -175,7 +194,7 @@ class Applier:
             return Prepared(records, claims, outcome, {}, [], [])
         decoded, dead = self._decode(fresh, outcome)
         tables = {
-            path: table_work(self.registry.resolve(*path), [m for _, m in items])
+            path: table_work(self.registry.resolve(*path), [m for _, m in items], [r for r, _ in items])
             for path, items in decoded.items()
         }
         keys: set[int] = set()
@@ -183,10 +202,14 @@ class Applier:
             keys.update(lock_order(keyspace, table, work.needs.partitions))
         return Prepared(records, claims, outcome, tables, dead, sorted(keys))
 
-    def commit(self, prepared: Prepared) -> Outcome:
+    def commit(self, prepared: Prepared, bisect: bool = False) -> Outcome:
         """The PostgreSQL half, in one transaction: lock, load, merge, write, dead letters and offsets.
         Retrying it with the same ``prepared`` after a failure is safe: only a commit that succeeded changes
-        anything of ``prepared`` (its claims' offsets)."""
+        anything of ``prepared`` (its claims' offsets).
+
+        ``bisect``: after a failure of one record's kind (:mod:`app.sink.failures`), apply each table's work
+        under savepoints, halving a failing part down to the records that fail alone; those are dead-lettered
+        in the same transaction, unless the dead-letter-rate breaker opens (then nothing commits)."""
         outcome = Outcome()
         outcome.merge(prepared.outcome)
         if not outcome.next_offsets:
@@ -195,27 +218,35 @@ class Applier:
         try:
             with self.pool.connection() as conn:
                 with conn.transaction():
-                    self._commit_in(conn, prepared, outcome)
+                    self._commit_in(conn, prepared, outcome, bisect)
                     committing = time.perf_counter()
                 self.observe("commit", time.perf_counter() - committing)
         except Fenced as fenced:
             self._drop_stale(claims, fenced)
             raise
-        self._committed(claims, outcome.next_offsets)  # also the prepared claims: apply_isolated reuses them
+        self._committed(claims, outcome.next_offsets)
+        self.breaker.committed(sum(outcome.consumed.values()), len(outcome.dead_letters))
         return outcome
 
-    def _commit_in(self, conn: Connection[Any], prepared: Prepared, outcome: Outcome) -> None:
+    def _commit_in(self, conn: Connection[Any], prepared: Prepared, outcome: Outcome, bisect: bool) -> None:
         observe = self.observe
         with timed(observe, "lock"):
             self.ledger.lock_partitions(conn, prepared.lock_keys)
         now = now_us()
+        dead = list(prepared.dead)
         for path, work in prepared.tables.items():
-            outcome.rows_changed += apply_work(conn, work, now, self.reader, observe)
-            for mutation in work.mutations:
+            if bisect:
+                changed, applied, failed = self._bisecting(conn, work, now)
+                dead.extend(_dead_letter(record, error) for record, error in failed)
+            else:
+                changed, applied = apply_work(conn, work, now, self.reader, observe), work.mutations
+            outcome.rows_changed += changed
+            for mutation in applied:
                 outcome.applied[(path, type(mutation).__name__)] += 1
+        self.breaker.check(sum(outcome.consumed.values()), dead)
         with timed(observe, "ledger"):
-            outcome.dead_letters.extend(prepared.dead)
-            outcome.dlq_ids = self.ledger.record_dead_letters(conn, prepared.dead)
+            outcome.dead_letters.extend(dead)
+            outcome.dlq_ids = self.ledger.record_dead_letters(conn, dead)
             self.ledger.advance(
                 conn,
                 self.group_id,
@@ -224,22 +255,28 @@ class Applier:
                 outcome.consumed,
             )
 
-    def apply_isolated(self, records: Sequence[Record]) -> Outcome:
-        """After an unexpected error: apply record by record, dead-lettering each that fails the same way."""
-        claims = self._snapshot()
-        total = Outcome()
-        for record in records:
-            try:
-                outcome = self.commit(self._prepare([record], claims))
-            except Fenced:
+    def _bisecting(
+        self, conn: Connection[Any], work: TableWork, now: int
+    ) -> tuple[int, list[Mutation], list[tuple[Record, Exception]]]:
+        """Apply ``work`` under a savepoint; on a failure of one record's kind, split it in halves and apply
+        each the same way. Returns rows changed, the mutations applied, and the records that failed alone.
+        Failures that pause the stream (transient, systemic) are raised: nothing of the batch commits.
+        The merge is a lattice join, so applying the halves one after the other gives the same state."""
+        try:
+            with conn.transaction():
+                return apply_work(conn, work, now, self.reader, self.observe), work.mutations, []
+        except Exception as error:
+            if classify(error).pauses or not work.records:
                 raise
-            except Exception as error:
-                if is_transient(error):
-                    raise
-                detail = "".join(traceback.format_exception_only(error)).strip()
-                outcome = self._dead_letter_only(record, InternalError(detail), claims)
-            total.merge(outcome)
-        return total
+            if len(work.mutations) == 1:
+                return 0, [], [(work.records[0], error)]
+        changed = 0
+        applied: list[Mutation] = []
+        failed: list[tuple[Record, Exception]] = []
+        for half in work.halves():
+            c, a, f = self._bisecting(conn, half, now)
+            changed, applied, failed = changed + c, applied + a, failed + f
+        return changed, applied, failed
 
     def sweep(self, tables: Iterable[TablePath], grace_s: int, limit: int = 5000) -> int:
         """Apply TTL expiry (no event announces it) and forget tombstones past the grace period."""
@@ -271,26 +308,6 @@ class Applier:
         rows, _ = entry.store.load(conn, Needs(frozenset(due), frozenset(), frozenset()))
         entry.store.write(conn, Plan(rows=rows), now)
         return rows
-
-    def _dead_letter_only(
-        self, record: Record, error: PermanentEventError, claims: dict[TP, Claim]
-    ) -> Outcome:
-        outcome = Outcome()
-        letter = DeadLetter(record, error.reason, str(error))
-        tp = (record.topic, record.partition)
-        outcome.next_offsets[tp] = record.offset + 1
-        outcome.consumed[tp] = 1
-        try:
-            with self.pool.connection() as conn, conn.transaction():
-                outcome.dlq_ids = self.ledger.record_dead_letters(conn, [letter])
-                generations = {tp: claims[tp].generation}
-                self.ledger.advance(conn, self.group_id, outcome.next_offsets, generations, outcome.consumed)
-        except Fenced as fenced:
-            self._drop_stale(claims, fenced)
-            raise
-        outcome.dead_letters.append(letter)
-        self._committed(claims, outcome.next_offsets)
-        return outcome
 
     def _is_owned(self, record: Record, claims: Mapping[TP, Claim], outcome: Outcome) -> bool:
         tp = (record.topic, record.partition)
@@ -343,20 +360,42 @@ class Applier:
                 if env is None:
                     outcome.skipped += 1
                     continue
-                path = (env.keyspace, env.table)
-                entry = self.registry.resolve(*path)
-                try:
-                    mutation = to_mutation(entry.schema, env)
-                except UnknownColumn:
-                    entry = self.registry.refresh(*path)
-                    mutation = to_mutation(entry.schema, env)
-            except PermanentEventError as error:
-                dead.append(DeadLetter(record, error.reason, str(error)))
+                mutation = self._mutation(record, env)
+            except Exception as error:
+                if classify(error).pauses:
+                    raise  # the whole batch waits (registry or Cassandra down, ...)
+                dead.append(_dead_letter(record, error))
                 continue
+            path = (env.keyspace, env.table)
             decoded[path].append((record, mutation))
             outcome.table_of[(record.topic, record.partition)] = path
             outcome.last_ts_us[path] = max(outcome.last_ts_us.get(path, 0), mutation.ts)
         return decoded, dead
+
+    def _mutation(self, record: Record, env: Envelope) -> Mutation:
+        """The typed mutation of one event, after the trust checks (its topic, its timestamp)."""
+        prefix = self.topic_prefix
+        if prefix is not None and record.topic != f"{prefix}.{env.keyspace}.{env.table}":
+            raise TopicMismatch(
+                f"the event names {env.keyspace}.{env.table} but came from topic {record.topic}"
+            )
+        if self.max_skew_us is not None and env.ts_us > now_us() + self.max_skew_us:
+            raise TimestampOutOfRange(
+                f"write time {env.ts_us} µs is more than {self.max_skew_us // 1_000_000} s in the future "
+                "(it would shadow every later write)"
+            )
+        path = (env.keyspace, env.table)
+        entry = self.registry.resolve(*path)
+        try:
+            return to_mutation(entry.schema, env)
+        except UnknownColumn:
+            entry = self.registry.refresh(*path)
+            return to_mutation(entry.schema, env)
+
+
+def _dead_letter(record: Record, error: BaseException) -> DeadLetter:
+    typed = dead_letter_error(error)
+    return DeadLetter(record, typed.reason, str(typed))
 
 
 def apply_table(

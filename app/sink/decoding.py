@@ -11,7 +11,7 @@ Failure classes:
   (``unsupported_event``), an Avro record while no registry URL is configured (``avro_without_registry``);
 - transient (the batch is retried with backoff, never dead-lettered): the registry unreachable, timing out, or
   answering anything but success or 404 -- raised as :class:`RegistryUnavailable`, a :class:`ConnectionError`,
-  which :func:`app.sink.transient.is_transient` retries.
+  which :mod:`app.sink.failures` classifies as transient.
 
 See :mod:`models.avro` for the normalisation to the JSON converter's shape and for why the Debezium Cassandra
 agent itself cannot produce Avro for most tables.
@@ -36,6 +36,8 @@ SchemaLookup = Callable[[int], AvroReader]
 
 class RegistryUnavailable(ConnectionError):
     """The schema registry cannot answer now; transient (the batch is retried)."""
+
+    component = "registry"
 
 
 class RegistrySchemas:

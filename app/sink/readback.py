@@ -7,9 +7,12 @@ from collections.abc import Sequence
 from threading import Semaphore
 from typing import Any
 
+from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT
+from cassandra.metadata import protect_name
 from cassandra.query import PreparedStatement, tuple_factory
 
+from app.cql import key_condition, table_name
 from models.convergence import ReadBack
 from models.cql_types import from_driver
 from models.mutations import Key
@@ -23,20 +26,23 @@ def _driver_value(value: object) -> object:
 
 
 def select_statement(schema: TableSchema) -> str:
-    """``SELECT c, writetime(c) ... WHERE pk = ?`` for the table's hint columns (identifiers quoted)."""
-    hints = [c.name for c in schema.columns if c.name in schema.hint_columns]
-    selected = ", ".join(f'"{c}", writetime("{c}")' for c in hints)
-    where = " AND ".join(f'"{c.name}" = ?' for c in (*schema.partition_key, *schema.clustering))
-    return f'SELECT {selected} FROM "{schema.keyspace}"."{schema.table}" WHERE {where}'
+    """``SELECT c, writetime(c) ... WHERE pk = ?`` for the table's hint columns (names protected)."""
+    hints = [protect_name(c.name) for c in schema.columns if c.name in schema.hint_columns]
+    selected = ", ".join(f"{c}, writetime({c})" for c in hints)
+    where = key_condition(c.name for c in (*schema.partition_key, *schema.clustering))
+    target = table_name(schema.keyspace, schema.table)
+    return f"SELECT {selected} FROM {target} WHERE {where}"  # noqa: S608 (every name protected)
 
 
 class ReadBackReader:
-    def __init__(self, session: Any, concurrency: int = 64) -> None:
+    def __init__(self, session: Any, concurrency: int = 64, consistency: str = "LOCAL_QUORUM") -> None:
         self.session = session
         self.concurrency = concurrency
         # Plain tuples: the default named-tuple factory builds a class per response (~29 µs a row read).
         self._profile = session.execution_profile_clone_update(
-            EXEC_PROFILE_DEFAULT, row_factory=tuple_factory
+            EXEC_PROFILE_DEFAULT,
+            row_factory=tuple_factory,
+            consistency_level=ConsistencyLevel.name_to_value[consistency],
         )
         self._prepared: dict[tuple[str, str, str], PreparedStatement] = {}
 

@@ -1,6 +1,6 @@
 """app.sink.applier against real PostgreSQL (psycopg_pool, PostgresLedger, MirrorStore): fencing between two
 workers, a revoke while a batch runs, offsets (skips below the stored offset, gaps beyond it), internal errors
-through ``apply_isolated``, the TTL sweep and the purge after the grace period. No Cassandra: the registry is
+through a bisecting commit, the TTL sweep and the purge after the grace period. No Cassandra: the registry is
 a one-table resolver and the table has no non-frozen collection (nothing is read back)."""
 
 from __future__ import annotations
@@ -290,7 +290,7 @@ def test_an_unexpected_error_dead_letters_exactly_the_failing_record(stage: Stag
     assert stage.mirror() == {}  # the real write of the whole batch was rolled back
     assert stage.checkpoint() == claimed
 
-    outcome = a.apply_isolated(batch)  # what Runtime does next
+    outcome = a.commit(a.prepare(batch), bisect=True)  # what Runtime does next
     assert [(d.record.offset, d.reason) for d in outcome.dead_letters] == [(1, "internal_error")]
     assert stage.dead_letters() == [(1, "internal_error")]
     assert stage.mirror() == {1: "a", 3: "c"}

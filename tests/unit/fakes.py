@@ -24,7 +24,9 @@ class MemoryStore:
     rows: dict[Key, RowState] = field(default_factory=dict)
     tombstones: dict[Key, PartitionTombstones] = field(default_factory=dict)
     fail_on: Key | None = None
-    """Writing this key raises a bug-like error (to exercise ``apply_isolated``)."""
+    """Writing this key raises a bug-like error (to exercise a bisecting commit)."""
+    failure: Callable[[Key], BaseException] | None = field(default=None, repr=False)
+    """What writing ``fail_on`` raises instead (every write, if ``fail_on`` is None)."""
     on_write: Callable[[], None] | None = field(default=None, repr=False)
     """Called inside every write: what another thread does while a batch runs (revoke, claim). A plain function
     (``deepcopy`` keeps functions as they are when a transaction snapshots the state)."""
@@ -36,6 +38,8 @@ class MemoryStore:
     def write(self, conn: Any, plan: Plan, now_us: int) -> None:
         if self.on_write is not None:
             self.on_write()
+        if self.failure is not None and (self.fail_on is None or self.fail_on in plan.rows):
+            raise self.failure(self.fail_on or next(iter(plan.rows), ()))
         if self.fail_on is not None and self.fail_on in plan.rows:
             raise KeyError(f"bug writing {self.fail_on}")
         self.rows.update(plan.rows)

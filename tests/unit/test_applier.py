@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from psycopg import errors as pg_errors
 
+from app.cassandra_schema import SchemaUnavailable
+from app.clock import now_us
 from app.sink.applier import Applier
+from app.sink.breaker import DeadLetterBreaker, DeadLetterFlood
 from app.sink.checkpoints import Fenced
 from app.sink.registry import TableEntry
 from app.testing import cql_table, debezium_cell, debezium_source
 from models.batch import Record
 from models.convergence import Cell, ReadBack, RowState
+from models.debezium import Envelope, parse_json
 from models.partition_locks import lock_order
 from tests.unit.fakes import MemoryLedger, MemoryPool, MemoryReader, MemoryRegistry, MemoryStore
 
@@ -155,12 +160,12 @@ def test_a_release_and_a_claim_elsewhere_during_a_batch_fence_it() -> None:
     assert (w.store.rows, w.ledger.offsets) == ({}, {})
 
 
-def test_isolated_apply_leaves_unclaimed_partitions_alone_too() -> None:
+def test_a_bisecting_commit_leaves_unclaimed_partitions_alone_too() -> None:
     w = World()
     w.claim(0)
     w.store.fail_on = (2,)
     records = [insert(0, 1, "a"), insert(1, 2, "boom"), insert(0, 9, "x", partition=1)]
-    outcome = w.applier.apply_isolated(records)
+    outcome = w.applier.commit(w.applier.prepare(records), bisect=True)
     assert outcome.not_owned == {(TOPIC, 1): 1}
     assert [(d.record.offset, d.reason) for d in outcome.dead_letters] == [(1, "internal_error")]
     assert w.ledger.offsets == {(TOPIC, 0): 2}
@@ -186,7 +191,7 @@ def test_an_unexpected_error_dead_letters_exactly_the_failing_record() -> None:
     records = [insert(0, 1, "a"), insert(1, 2, "boom"), insert(2, 3, "c")]
     with pytest.raises(KeyError):
         w.applier.apply(records)
-    outcome = w.applier.apply_isolated(records)
+    outcome = w.applier.commit(w.applier.prepare(records), bisect=True)
     assert [(d.record.offset, d.reason) for d in outcome.dead_letters] == [(1, "internal_error")]
     assert w.names() == {(1,): "a", (3,): "c"}
     assert w.ledger.offsets == {(TOPIC, 0): 3}
@@ -316,3 +321,91 @@ def test_a_failed_commit_can_be_retried_with_the_same_prepared_batch() -> None:
     outcome = w.applier.commit(prepared)
     assert outcome.applied[(("ks", "t"), "RowWrite")] == 2
     assert w.ledger.events == {(TOPIC, 0): 2}
+
+
+# -- failures: bisection, typed reasons, the breaker, trust checks ---------------------------------------------
+def world(**options: object) -> World:
+    w = World()
+    registry = w.applier.registry
+    w.applier = Applier(w.pool, registry, w.reader, group_id="g", ledger=w.ledger, **options)  # type: ignore[arg-type]
+    w.claim()
+    return w
+
+
+def test_a_key_postgres_cannot_index_is_bisected_out_as_key_too_large_and_the_rest_applies() -> None:
+    w = world()
+    w.store.fail_on = (5,)
+    w.store.failure = lambda key: pg_errors.ProgramLimitExceeded(
+        f'index row size 4016 exceeds btree version 4 maximum 2704 for index "t_pkey" ({key})'
+    )
+    records = [insert(i, i + 1, f"n{i}") for i in range(8)]
+    with pytest.raises(pg_errors.ProgramLimitExceeded):
+        w.applier.apply(records)  # the whole batch fails first: nothing is kept
+    assert (w.store.rows, w.ledger.offsets) == ({}, {})
+    outcome = w.applier.commit(w.applier.prepare(records), bisect=True)
+    assert [(d.record.offset, d.reason) for d in w.ledger.dead_letters] == [(4, "key_too_large")]
+    assert sorted(w.names()) == [(k,) for k in (1, 2, 3, 4, 6, 7, 8)]
+    assert w.ledger.offsets == {(TOPIC, 0): 8}
+    assert outcome.applied[(("ks", "t"), "RowWrite")] == 7
+
+
+def test_a_systemic_error_met_while_bisecting_commits_nothing() -> None:
+    w = world()
+    w.store.failure = lambda key: pg_errors.InsufficientPrivilege("permission denied for table t")
+    with pytest.raises(pg_errors.InsufficientPrivilege):
+        w.applier.commit(w.applier.prepare([insert(0, 1, "a"), insert(1, 2, "b")]), bisect=True)
+    assert (w.store.rows, w.ledger.offsets, w.ledger.dead_letters) == ({}, {}, [])
+
+
+def test_a_bug_that_hits_every_record_opens_the_breaker_instead_of_dead_lettering_them() -> None:
+    w = world(breaker=DeadLetterBreaker(ratio=0.5, minimum=5))
+    w.store.failure = lambda key: KeyError(f"bug writing {key}")
+    records = [insert(i, i + 1, "x") for i in range(6)]
+    with pytest.raises(DeadLetterFlood, match="6 of the last 6 events"):
+        w.applier.commit(w.applier.prepare(records), bisect=True)
+    assert (w.store.rows, w.ledger.offsets, w.ledger.dead_letters) == ({}, {}, [])
+    w.store.failure = None  # the cause is fixed: the same batch commits
+    w.applier.commit(w.applier.prepare(records))
+    assert len(w.store.rows) == 6
+    assert w.ledger.dead_letters == []
+
+
+def test_an_unexpected_decoding_error_dead_letters_that_record_as_internal_error() -> None:
+    def decode(key: bytes | None, value: bytes | None) -> Envelope | None:
+        if value is not None and b'"boom"' in value:
+            raise KeyError("decoder bug")
+        return parse_json(key, value)
+
+    w = world(decode=decode)
+    w.applier.apply([insert(0, 1, "a"), insert(1, 2, "boom"), insert(2, 3, "c")])
+    assert [(d.record.offset, d.reason) for d in w.ledger.dead_letters] == [(1, "internal_error")]
+    assert w.names() == {(1,): "a", (3,): "c"}
+
+
+def test_a_decoding_failure_that_pauses_is_raised_not_dead_lettered() -> None:
+    def decode(key: bytes | None, value: bytes | None) -> Envelope | None:
+        raise SchemaUnavailable("refreshing the schema of ks.t failed")
+
+    w = world(decode=decode)
+    with pytest.raises(SchemaUnavailable):
+        w.applier.apply([insert(0, 1, "a")])
+    assert w.ledger.dead_letters == []
+
+
+def test_an_event_naming_another_table_than_its_topic_is_dead_lettered_as_topic_mismatch() -> None:
+    w = world(topic_prefix="cdc")
+    forged = insert(1, 2, "forged", table="other")
+    outcome = w.applier.apply([insert(0, 1, "a"), forged])
+    assert [(d.record.offset, d.reason) for d in outcome.dead_letters] == [(1, "topic_mismatch")]
+    assert "ks.other" in outcome.dead_letters[0].message
+    assert w.names() == {(1,): "a"}
+
+
+def test_a_write_time_far_in_the_future_is_dead_lettered_as_timestamp_out_of_range() -> None:
+    w = world(max_clock_skew_s=60)
+    future = orjson.loads(insert(1, 2, "future").value or b"")
+    future["source"]["ts_us"] = now_us() + 3_600_000_000
+    records = [insert(0, 1, "a"), Record(TOPIC, 0, 1, b'{"id": 2}', orjson.dumps(future))]
+    outcome = w.applier.apply(records)
+    assert [(d.record.offset, d.reason) for d in outcome.dead_letters] == [(1, "timestamp_out_of_range")]
+    assert w.names() == {(1,): "a"}

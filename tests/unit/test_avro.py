@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from app.sink.decoding import RecordDecoder, RegistryUnavailable
-from app.sink.transient import is_transient
+from app.sink.failures import is_transient
 from app.testing import debezium_cell as cell
 from app.testing import debezium_like_schemas, debezium_source
 from models.avro import (

@@ -296,4 +296,4 @@ class FakeSession:
 def test_cassandra_rows_are_canonical_and_keyed() -> None:
     session = FakeSession([(1, [1, 2], Decimal("1.10"), SortedSet([2, 1]))])
     assert cassandra_rows(session, schema()) == {(1, (1, 2)): {"p": 1, "c": [1, 2], "v": "1.10", "s": [1, 2]}}
-    assert session.queries == ['SELECT "p", "c", "v", "s" FROM "ks"."t"']
+    assert session.queries == ["SELECT p, c, v, s FROM ks.t"]
