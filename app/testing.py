@@ -29,6 +29,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -639,6 +641,18 @@ class WorkerProcess:
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
+
+
+def worker_health(worker: WorkerProcess) -> tuple[int, dict[str, Any]]:
+    """Status code and JSON body of the worker's ``/health`` (0 and {} while its web server is not up)."""
+    url = f"http://127.0.0.1:{worker.web_port}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return int(error.code), json.loads(error.read())
+    except OSError:
+        return 0, {}
 
 
 StartWorker = Callable[..., WorkerProcess]

@@ -9,6 +9,8 @@ runs without a schema registry, so an Avro-framed record is dead-lettered as ``a
 from __future__ import annotations
 
 import asyncio
+import random
+import string
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import orjson
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer
+from psycopg import sql
 
 from app.clock import now_us
 from app.testing import (
@@ -88,9 +91,9 @@ def test_bad_records_are_dead_lettered_and_the_stream_goes_on(
             b'{"id": 1, "seq": 0}',
             event(keyspace, TABLE, "u", {**good_after, "qty": cell("seven")}),
         ),
-        "unknown_table": (
+        "topic_mismatch": (  # a forged source.keyspace: it must not write that keyspace's mirror
             b'{"id": 1, "seq": 0}',
-            event(keyspace, "no_such_table", "i", good_after),
+            event(f"{keyspace}_forged", TABLE, "i", good_after),
         ),
         "unknown_column": (
             b'{"id": 1, "seq": 0}',
@@ -145,7 +148,7 @@ def test_bad_records_are_dead_lettered_and_the_stream_goes_on(
         assert (bytes(key) if key is not None else None, bytes(value)) == bad[error_type]
         assert message
     by_type = {row[0]: row[5] for row in rows}
-    assert "no_such_table" in by_type["unknown_table"]
+    assert f"{keyspace}_forged.{TABLE}" in by_type["topic_mismatch"]
     assert "colour" in by_type["unknown_column"]
     assert "qty" in by_type["value_mapping_error"]
     assert "registry" in by_type["avro_without_registry"]
@@ -175,3 +178,68 @@ def test_bad_records_are_dead_lettered_and_the_stream_goes_on(
     assert published == {
         reason: (partition, offset, *bad[reason]) for reason, (partition, offset) in expected.items()
     }
+
+
+def test_a_key_postgres_cannot_index_is_dead_lettered_alone_and_odd_column_names_read_back(
+    cql: Any,
+    keyspace: str,
+    start_worker: StartWorker,
+    pg_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    agent_log: Path,
+    topics: list[str],
+) -> None:
+    """A 4 kB text partition key (Cassandra allows 64 KiB; a PostgreSQL btree entry ~2.7 kB) among good
+    rows: the batch is bisected, that record alone is dead-lettered as ``key_too_large``, everything else
+    applies. A non-frozen set in a column named with an embedded ``"`` is read back from Cassandra
+    correctly (the read-back's CQL protects the name)."""
+    big, odd = "big", "odd"
+    topics.extend(f"{topic_prefix}.{keyspace}.{t}" for t in (big, odd))
+    create_cdc_keyspace(
+        cql,
+        keyspace,
+        {big: "k text PRIMARY KEY, v int", odd: 'id int PRIMARY KEY, "we""ird" set<text>, "Mixed Case" int'},
+        topic_prefix,
+        kafka_bootstrap,
+        agent_log,
+    )
+    random_key = "".join(random.choices(string.ascii_letters + string.digits, k=4096))  # incompressible
+    for i in range(5):
+        cql.execute(f"INSERT INTO {keyspace}.{big} (k, v) VALUES (%s, %s)", (f"small-{i}", i))
+    cql.execute(f"INSERT INTO {keyspace}.{big} (k, v) VALUES (%s, %s)", (random_key, 99))
+    for i in range(5, 10):
+        cql.execute(f"INSERT INTO {keyspace}.{big} (k, v) VALUES (%s, %s)", (f"small-{i}", i))
+    for i in range(3):
+        cql.execute(
+            f'INSERT INTO {keyspace}.{odd} (id, "we""ird", "Mixed Case") VALUES (%s, %s, %s)', (i, {"a"}, i)
+        )
+        cql.execute(f'UPDATE {keyspace}.{odd} SET "we""ird" = "we""ird" + %s WHERE id = %s', ({f"b{i}"}, i))
+    worker = start_worker([keyspace])
+    diffs: list[Any] = []
+
+    def applied() -> bool:
+        wait_applied(pg_dsn, worker.app_id, kafka_bootstrap, topics, timeout=120)
+        diffs[:] = compare_keyspace(cql, pg_dsn, keyspace, [odd])
+        return all(d.equal for d in diffs)
+
+    try:
+        wait_until(applied, 120, "the stream did not get past the big key")
+    except TimeoutError as error:
+        pytest.fail(f"{error}: {[d.summary() for d in diffs]}\n{worker.log_tail()}")
+    with psycopg.connect(pg_dsn) as conn:
+        letters = conn.execute(
+            "SELECT error_type, error_message FROM _cdc_dlq_records WHERE topic = ANY(%s)", (topics,)
+        ).fetchall()
+        mirror = conn.execute(
+            sql.SQL("SELECT k, v FROM {} ORDER BY v").format(sql.Identifier(keyspace, big))
+        ).fetchall()
+        sets = conn.execute(
+            sql.SQL('SELECT id, "we""ird", "Mixed Case" FROM {} ORDER BY id').format(
+                sql.Identifier(keyspace, odd)
+            )
+        ).fetchall()
+    assert [t for t, _ in letters] == ["key_too_large"], letters
+    assert "index row size" in letters[0][1]
+    assert mirror == [(f"small-{i}", i) for i in range(10)]
+    assert sets == [(i, ["a", f"b{i}"], i) for i in range(3)]

@@ -7,9 +7,6 @@ the test cuts and restores. Events keep arriving, so batches use PostgreSQL and 
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,31 +18,19 @@ from app.clock import now_us
 from app.testing import (
     StartWorker,
     TcpProxy,
-    WorkerProcess,
     create_keyspace,
     create_topics,
     debezium_source,
     produce,
     wait_applied,
     wait_until,
+    worker_health,
 )
 from app.testing import debezium_cell as cell
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres", "kafka", "cassandra")]
 
 TABLE = "items"
-
-
-def health(worker: WorkerProcess) -> tuple[int, dict[str, Any]]:
-    """Status code and JSON body of the worker's ``/health`` (0 and {} while the web server is not up)."""
-    url = f"http://127.0.0.1:{worker.web_port}/health"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status), json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return int(error.code), json.loads(error.read())
-    except OSError:
-        return 0, {}
 
 
 def postgres_status(body: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +72,7 @@ def test_health_is_503_while_postgres_is_unreachable_and_200_after(
     seen: list[tuple[int, dict[str, Any]]] = []
 
     def answers(code: int, postgres: str) -> bool:
-        seen[:] = [health(worker)]
+        seen[:] = [worker_health(worker)]
         status, body = seen[0]
         return status == code and postgres_status(body).get("status") == postgres
 
