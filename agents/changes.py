@@ -22,7 +22,9 @@ import faust
 import structlog
 from faust.types import TP
 
+from app import metrics
 from app.faust_app import app
+from app.health import health
 from app.runtime import Runtime
 from app.settings import get_settings
 from app.sink.applier import Prepared
@@ -48,9 +50,15 @@ class Consumer(Protocol):
 
     async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]: ...
 
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]: ...
+
     async def seek(self, partition: TP, offset: int) -> None: ...
 
     def assignment(self) -> set[TP]: ...
+
+    def pause_partitions(self, tps: Iterable[TP]) -> None: ...
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None: ...
 
 
 class WorkerRuntime(Protocol):
@@ -70,7 +78,12 @@ class WorkerRuntime(Protocol):
 class Wiring:
     """What the hooks of one worker process share; filled at start-up, never at import."""
 
-    runtime: Runtime | None = None
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None
+        self.gaps: dict[tuple[str, int], tuple[int, int]] = {}
+        """The last gap sought back over, per partition: (stored offset, first offset the batch held)."""
+        self.held: dict[tuple[str, int], tuple[int, int]] = {}
+        """Partitions paused because PostgreSQL's offset lies beyond the topic's end: (stored, end)."""
 
 
 wiring = Wiring()
@@ -148,19 +161,120 @@ async def claim_assigned(runtime: WorkerRuntime, consumer: Consumer, mine: Seque
         for tp, offset in (await consumer.earliest_offsets(*fresh)).items():
             runtime.expect((tp.topic, tp.partition), offset)
     log.info("partitions claimed", offsets={f"{t}:{p}": c.next_offset for (t, p), c in claims.items()})
+    await hold_beyond_end(consumer, claims)
+
+
+async def hold_beyond_end(
+    consumer: Consumer,
+    claims: Mapping[tuple[str, int], Claim],
+    held: dict[tuple[str, int], tuple[int, int]] | None = None,
+) -> list[tuple[str, int]]:
+    """Pause the partitions whose stored offset lies beyond the topic's end offset (the topic was recreated,
+    or its offsets reset): applying them would silently skip every record below the stored offset. Loud
+    (error log, ``cdc_offset_beyond_end``, ``/health``) until an operator decides (``cdc offsets reset``);
+    :func:`recheck_held` resumes them once the offsets fit. Returns the partitions still held."""
+    held = wiring.held if held is None else held
+    stored = {tp: c.next_offset for tp, c in claims.items() if c.next_offset is not None}
+    ends = await consumer.highwaters(*(TP(*tp) for tp in stored)) if stored else {}
+    beyond = {tp: (o, ends[TP(*tp)]) for tp, o in stored.items() if TP(*tp) in ends and o > ends[TP(*tp)]}
+    for (topic, partition), (offset, end) in beyond.items():
+        log.error(
+            "stored offset beyond the end of the topic: the topic was recreated or its offsets reset; "
+            "partition paused, nothing skipped (decide with `cdc offsets reset`)",
+            topic=topic,
+            partition=partition,
+            stored_offset=offset,
+            end_offset=end,
+        )
+        metrics.offset_beyond_end.labels(topic, str(partition)).set(offset - end)
+    if beyond:
+        consumer.pause_partitions(TP(*tp) for tp in beyond)
+    fine = [tp for tp in claims if tp not in beyond and tp in held]
+    for topic, partition in fine:
+        metrics.offset_beyond_end.labels(topic, str(partition)).set(0)
+        held.pop((topic, partition))
+    held.update(beyond)
+    _report_held(held)
+    return sorted(held)
+
+
+def _report_held(held: Mapping[tuple[str, int], tuple[int, int]]) -> None:
+    if held:
+        names = ", ".join(f"{t}[{p}] stored {o} > end {e}" for (t, p), (o, e) in sorted(held.items()))
+        health.mark("offsets", "down", f"paused, stored offset beyond the topic's end: {names}")
+    elif "offsets" in health.components:
+        health.mark("offsets", "up")
+
+
+async def recheck_held(
+    runtime: WorkerRuntime, consumer: Consumer, held: dict[tuple[str, int], tuple[int, int]] | None = None
+) -> None:
+    """Held partitions whose offset now fits (reset by an operator) are claimed again, sought to the stored
+    offset and resumed; those no longer assigned are forgotten."""
+    held = wiring.held if held is None else held
+    assigned = consumer.assignment()
+    for tp in [tp for tp in held if TP(*tp) not in assigned]:
+        held.pop(tp)
+    if not held:
+        _report_held(held)
+        return
+    tps = sorted(held)
+    claims = await runtime.claim(tps)
+    still = await hold_beyond_end(consumer, claims, held)
+    ready = [tp for tp in tps if tp not in still]
+    earliest = await consumer.earliest_offsets(*(TP(*tp) for tp in ready)) if ready else {}
+    for tp in ready:
+        offset = claims[tp].next_offset
+        if offset is None:
+            offset = earliest[TP(*tp)]
+            runtime.expect(tp, offset)
+        await consumer.seek(TP(*tp), offset)
+        log.info("partition resumed at its stored offset", topic=tp[0], partition=tp[1], offset=offset)
+    if ready:
+        consumer.resume_partitions(TP(*tp) for tp in ready)
 
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]
 async def on_revoked(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
     revoked = ours(args[0])
     current_runtime().release(revoked)
+    for tp in revoked:
+        wiring.held.pop(tp, None)
+        wiring.gaps.pop(tp, None)
     app.batching_consumer.buffer.discard(set(revoked))
 
 
-async def resume_gaps(runtime: WorkerRuntime, consumer: Consumer, gaps: dict[tuple[str, int], int]) -> None:
-    """Seek partitions back to their stored offset; past a retention gap, accept the loss loudly."""
+async def resume_gaps(
+    runtime: WorkerRuntime,
+    consumer: Consumer,
+    gaps: dict[tuple[str, int], int],
+    starts: Mapping[tuple[str, int], int] | None = None,
+    seen: dict[tuple[str, int], tuple[int, int]] | None = None,
+) -> None:
+    """Seek partitions back to their stored offset. Past a retention gap, accept the loss loudly. The same
+    gap met again right after seeking back over it (``starts``: the first offset each batch held; ``seen``:
+    the last gap per partition) is a hole in the log, not missed records: transaction markers and
+    compaction leave offsets no record has, so the first record at or after the stored offset is accepted."""
+    seen = wiring.gaps if seen is None else seen
+    starts = starts or {}
     earliest = await consumer.earliest_offsets(*(TP(t, p) for t, p in gaps))
     for (topic, partition), stored in gaps.items():
+        tp = (topic, partition)
+        first = starts.get(tp)
+        if first is not None and seen.get(tp) == (stored, first):
+            log.info(
+                "offset hole (transaction markers or compaction) passed",
+                topic=topic,
+                partition=partition,
+                missing_from=stored,
+                next_record=first,
+            )
+            del seen[tp]
+            runtime.expect(tp, first)
+            await consumer.seek(TP(topic, partition), first)
+            continue
+        if first is not None:
+            seen[tp] = (stored, first)
         first_available = earliest.get(TP(topic, partition), stored)
         if first_available > stored:
             log.error(
@@ -216,7 +330,7 @@ async def handle_batch(
     if outcome is None:
         return None
     if outcome.gaps:
-        await resume_gaps(runtime, consumer, outcome.gaps)
+        await resume_gaps(runtime, consumer, outcome.gaps, outcome.gap_starts)
     if outcome.not_owned:
         await reclaim_assigned(runtime, consumer, list(outcome.not_owned))
     try:
@@ -314,6 +428,17 @@ async def publish_pending_dead_letters() -> None:
 async def discover_topics_timer() -> None:
     """Subscribe to change topics of tables created since start-up (no restart needed)."""
     await discover_topics(resubscribe=True)
+
+
+@app.timer(interval=10.0)
+async def recheck_held_partitions() -> None:
+    """Resume partitions held for an offset beyond their topic's end once an operator has reset it."""
+    if not wiring.held:
+        return
+    try:
+        await recheck_held(current_runtime(), app.batching_consumer)
+    except Exception:
+        log.exception("re-checking held partitions failed; will retry")
 
 
 async def discover_topics(*, resubscribe: bool) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from faust.cli import AppCommand, option
+import click
+from faust.cli import AppCommand, argument, option
 
 from app.faust_app import app
 from app.settings import get_settings
@@ -51,3 +52,68 @@ async def demo(self: AppCommand, rate: float, seconds: float) -> None:
     )
     if not equal:
         raise SystemExit(1)
+
+
+@app.command(
+    argument("action", type=click.Choice(["show", "reset"])),
+    argument("topic", required=False),
+    option("--partition", type=int, default=None, help="Only this partition (reset: default all of TOPIC)."),
+    option("--to", "to", default=None, help="reset: earliest, latest, or an offset."),
+    option("--group", default=None, help="Consumer group (default: the app id, CDC_APP_ID)."),
+    option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output."),
+)
+async def offsets(
+    self: AppCommand,
+    action: str,
+    topic: str | None,
+    partition: int | None,
+    to: str | None,
+    group: str | None,
+    as_json: bool,
+) -> None:
+    """Show PostgreSQL's stored offsets next to Kafka's (status ok, beyond_end, behind_retention, ...), or
+    reset where a partition resumes: `cdc offsets reset TOPIC [--partition P] --to earliest|latest|N`."""
+    import json
+
+    import psycopg
+
+    from app import offsets as ops
+
+    settings = get_settings()
+    group = group or settings.app_id
+    with psycopg.connect(settings.postgres.dsn.get_secret_value()) as conn:
+        rows = [r for r in ops.checkpoints(conn, group, topic) if partition is None or r[1] == partition]
+        bounds = await ops.kafka_bounds(settings.kafka.bootstrap_servers, [(t, p) for t, p, _, _ in rows])
+        current = ops.report(rows, bounds)
+        if action == "show":
+            if as_json:
+                self.say(json.dumps({"group": group, "partitions": [p.as_dict() for p in current]}))
+            else:
+                for p in current:
+                    self.say(
+                        f"{p.topic}[{p.partition}] stored={p.stored} kafka={p.earliest}..{p.end} {p.status}"
+                    )
+            return
+        if topic is None or to is None:
+            raise click.UsageError("reset needs TOPIC and --to")
+        try:
+            targets = {
+                (p.topic, p.partition): ops.reset_target(to, *bounds[(p.topic, p.partition)])
+                for p in current
+                if (p.topic, p.partition) in bounds
+            }
+        except ValueError as error:
+            raise click.UsageError(str(error)) from None
+        if not targets:
+            raise click.UsageError(f"no checkpoint of group {group} for {topic} exists in Kafka")
+        ops.reset(conn, group, targets)
+    done = [
+        {"topic": p.topic, "partition": p.partition, "from": p.stored, "to": targets[(p.topic, p.partition)]}
+        for p in current
+        if (p.topic, p.partition) in targets
+    ]
+    if as_json:
+        self.say(json.dumps({"group": group, "reset": done}))
+    else:
+        for d in done:
+            self.say(f"{d['topic']}[{d['partition']}] {d['from']} -> {d['to']}")

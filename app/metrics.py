@@ -41,3 +41,8 @@ paused = Gauge(
     "1 while consumption waits on a failing dependency (kind: transient or systemic)",
     ["dependency", "kind"],
 )
+offset_beyond_end = Gauge(
+    "cdc_offset_beyond_end",
+    "Stored offset minus the topic's end offset for a partition paused because its offset lies beyond the end",
+    ["topic", "partition"],
+)

@@ -44,6 +44,9 @@ class Outcome:
     """Records seen for the first time per partition (applied, dead-lettered or empty)."""
     gaps: dict[TP, int] = field(default_factory=dict)
     """Partitions whose records started past the stored offset: seek back to it (nothing of them applied)."""
+    gap_starts: dict[TP, int] = field(default_factory=dict)
+    """For each gap, the first offset the batch held: the same gap seen twice after a seek is a hole in the
+    log (transaction markers, compaction), not missed records."""
     not_owned: Counter[TP] = field(default_factory=Counter)
     """Records of partitions this worker holds no claim for: left alone (not applied, counted or committed)
     for the partition's owner to apply."""
@@ -59,6 +62,8 @@ class Outcome:
         self.not_owned.update(part.not_owned)
         for tp, stored in part.gaps.items():
             self.gaps.setdefault(tp, stored)
+        for tp, first in part.gap_starts.items():
+            self.gap_starts.setdefault(tp, first)
         self.next_offsets.update(part.next_offsets)
         self.table_of.update(part.table_of)
         for path, ts in part.last_ts_us.items():

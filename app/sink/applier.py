@@ -327,6 +327,7 @@ class Applier:
             stored = claims[tp].next_offset
             if stored is not None and offset > stored:
                 outcome.gaps[tp] = stored
+                outcome.gap_starts[tp] = offset
         if not outcome.gaps:
             return list(records)
         return [r for r in records if (r.topic, r.partition) not in outcome.gaps]

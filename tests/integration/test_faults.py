@@ -65,7 +65,7 @@ class Database:
             return make_conninfo(self.admin_dsn, dbname=self.name)
         return make_conninfo(self.admin_dsn, dbname=self.name, user=self.role)
 
-    def admin(self, statement: sql.Composable | str, *, in_database: bool = True) -> None:
+    def admin(self, statement: sql.Composed, *, in_database: bool = True) -> None:
         """Run ``statement`` as the superuser, in this database (or in the server's default one)."""
         dsn = self.dsn(as_admin=True) if in_database else self.admin_dsn
         with psycopg.connect(dsn, autocommit=True) as conn:

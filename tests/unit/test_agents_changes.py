@@ -4,13 +4,14 @@ hook's bookkeeping, topic selection and subscription, and no I/O until the worke
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from faust.types import TP
 
 from agents import changes
+from app.health import health
 from app.sink.applier import Prepared
 from app.sink.checkpoints import Claim
 from models.batch import DeadLetter, Outcome, Record
@@ -70,6 +71,18 @@ class FakeConsumer:
 
     async def seek(self, partition: TP, offset: int) -> None:
         self.seeks.append((partition, offset))
+
+    ends: dict[TP, int] = field(default_factory=dict)
+    paused: set[TP] = field(default_factory=set)
+
+    async def highwaters(self, *partitions: TP) -> dict[TP, int]:
+        return {tp: self.ends[tp] for tp in partitions if tp in self.ends}
+
+    def pause_partitions(self, tps: Iterable[TP]) -> None:
+        self.paused.update(tps)
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        self.paused.difference_update(tps)
 
 
 def test_importing_the_agent_built_no_runtime() -> None:
@@ -211,3 +224,47 @@ def test_topics_the_conductor_has_not_subscribed_are_flagged_again_outside_rebal
     assert changes.unsubscribed(["cdc.ks.a", "cdc.ks.b"], subscribed, rebalancing=False) == ["cdc.ks.b"]
     assert changes.unsubscribed(["cdc.ks.a", "cdc.ks.b"], subscribed, rebalancing=True) == []
     assert changes.unsubscribed(["cdc.__cdc_discovery__"], {}, rebalancing=False) == []
+
+
+def test_the_same_gap_right_after_seeking_back_is_a_hole_in_the_log_and_is_passed() -> None:
+    """Transaction markers: the stored offset is a marker's, the first record comes after it. The first
+    time the worker seeks back (records may have been missed); the same gap again is a hole: accepted."""
+    runtime, consumer = FakeRuntime(), FakeConsumer()
+    seen: dict[tuple[str, int], tuple[int, int]] = {}
+    gap, starts = {(TOPIC, 0): 10}, {(TOPIC, 0): 11}
+    asyncio.run(changes.resume_gaps(runtime, consumer, gap, starts, seen))
+    assert (consumer.seeks, runtime.expected) == ([(TP(TOPIC, 0), 10)], {})
+    asyncio.run(changes.resume_gaps(runtime, consumer, gap, starts, seen))
+    assert consumer.seeks[-1] == (TP(TOPIC, 0), 11)
+    assert runtime.expected == {(TOPIC, 0): 11}
+    assert seen == {}
+
+
+def test_a_different_gap_after_seeking_back_is_sought_back_again() -> None:
+    runtime, consumer = FakeRuntime(), FakeConsumer()
+    seen: dict[tuple[str, int], tuple[int, int]] = {}
+    asyncio.run(changes.resume_gaps(runtime, consumer, {(TOPIC, 0): 10}, {(TOPIC, 0): 30}, seen))
+    asyncio.run(changes.resume_gaps(runtime, consumer, {(TOPIC, 0): 10}, {(TOPIC, 0): 12}, seen))
+    assert consumer.seeks == [(TP(TOPIC, 0), 10), (TP(TOPIC, 0), 10)]
+    assert runtime.expected == {}
+
+
+def test_a_stored_offset_beyond_the_topics_end_pauses_the_partition_until_it_is_reset() -> None:
+    """A recreated topic: PostgreSQL says 500, the topic ends at 3. Held (paused, health down), not skipped;
+    once an operator resets the offset the re-check claims it again, seeks and resumes."""
+    held: dict[tuple[str, int], tuple[int, int]] = {}
+    runtime = FakeRuntime(stored={(TOPIC, 0): 500, (TOPIC, 1): 2})
+    consumer = FakeConsumer(ends={TP(TOPIC, 0): 3, TP(TOPIC, 1): 2}, assigned={TP(TOPIC, 0), TP(TOPIC, 1)})
+    claims = asyncio.run(runtime.claim([(TOPIC, 0), (TOPIC, 1)]))
+    assert asyncio.run(changes.hold_beyond_end(consumer, claims, held)) == [(TOPIC, 0)]
+    assert consumer.paused == {TP(TOPIC, 0)}
+    assert health.components["offsets"].status == "down"
+    assert "cdc.ks.t[0] stored 500 > end 3" in health.components["offsets"].detail
+
+    asyncio.run(changes.recheck_held(runtime, consumer, held))  # nothing changed: still held
+    assert (consumer.paused, consumer.seeks) == ({TP(TOPIC, 0)}, [])
+
+    runtime.stored[(TOPIC, 0)] = 0  # `cdc offsets reset cdc.ks.t --to earliest`
+    asyncio.run(changes.recheck_held(runtime, consumer, held))
+    assert (held, consumer.paused, consumer.seeks) == ({}, set(), [(TP(TOPIC, 0), 0)])
+    assert str(health.components["offsets"].status) == "up"
