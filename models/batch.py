@@ -47,6 +47,9 @@ class Outcome:
     gap_starts: dict[TP, int] = field(default_factory=dict)
     """For each gap, the first offset the batch held: the same gap seen twice after a seek is a hole in the
     log (transaction markers, compaction), not missed records."""
+    held: Counter[TP] = field(default_factory=Counter)
+    """Records of quarantined tables: left in Kafka (not applied, counted or committed); the agent pauses
+    their partitions and seeks back once the quarantine is lifted."""
     not_owned: Counter[TP] = field(default_factory=Counter)
     """Records of partitions this worker holds no claim for: left alone (not applied, counted or committed)
     for the partition's owner to apply."""
@@ -60,6 +63,7 @@ class Outcome:
         self.skipped += part.skipped
         self.consumed.update(part.consumed)
         self.not_owned.update(part.not_owned)
+        self.held.update(part.held)
         for tp, stored in part.gaps.items():
             self.gaps.setdefault(tp, stored)
         for tp, first in part.gap_starts.items():

@@ -25,7 +25,13 @@ from app.sink.stages import StageObserver, ignore, timed
 from models.batch import TP, DeadLetter, Outcome, Record, TablePath
 from models.convergence import EMPTY_ROW, RowState, apply_readback
 from models.debezium import Envelope, parse_json, to_mutation
-from models.errors import PermanentEventError, TimestampOutOfRange, TopicMismatch, UnknownColumn
+from models.errors import (
+    PermanentEventError,
+    TimestampOutOfRange,
+    TopicMismatch,
+    UnknownColumn,
+    ValueMappingError,
+)
 from models.merge_plan import Needs, Plan, needs, plan
 from models.mutations import Key, Mutation, RowDelete, RowWrite
 from models.partition_locks import lock_order
@@ -186,7 +192,10 @@ class Applier:
 
     def _prepare(self, records: Sequence[Record], claims: dict[TP, Claim]) -> Prepared:
         outcome = Outcome()
-        owned = [r for r in records if self._is_owned(r, claims, outcome)]
+        held = self.registry.quarantined()
+        owned = [
+            r for r in records if self._is_owned(r, claims, outcome) and not self._is_held(r, held, outcome)
+        ]
         owned = self._without_gaps(owned, claims, outcome)
         seen: set[tuple[str, int, int]] = set()
         fresh = [r for r in owned if self._is_new(r, claims, outcome, seen)]
@@ -284,6 +293,8 @@ class Applier:
         now = now_us()
         entries = []
         for path in tables:
+            if path in self.registry.quarantined():
+                continue
             try:
                 entries.append(self.registry.resolve(*path))
             except PermanentEventError:
@@ -308,6 +319,16 @@ class Applier:
         rows, _ = entry.store.load(conn, Needs(frozenset(due), frozenset(), frozenset()))
         entry.store.write(conn, Plan(rows=rows), now)
         return rows
+
+    def _is_held(self, record: Record, held: Mapping[TablePath, str], outcome: Outcome) -> bool:
+        """Is the record's table quarantined (named by its topic, ``<prefix>.<keyspace>.<table>``)?"""
+        if not held or self.topic_prefix is None:
+            return False
+        keyspace, _, table = record.topic.removeprefix(f"{self.topic_prefix}.").partition(".")
+        if (keyspace, table) not in held:
+            return False
+        outcome.held[(record.topic, record.partition)] += 1
+        return True
 
     def _is_owned(self, record: Record, claims: Mapping[TP, Claim], outcome: Outcome) -> bool:
         tp = (record.topic, record.partition)
@@ -390,8 +411,13 @@ class Applier:
         try:
             return to_mutation(entry.schema, env)
         except UnknownColumn:
-            entry = self.registry.refresh(*path)
+            entry = self.registry.refresh(*path)  # a column added: re-read the schema from Cassandra
             return to_mutation(entry.schema, env)
+        except ValueMappingError:
+            current = self.registry.current(*path)  # e.g. a UDT field added: the driver already knows
+            if current is entry:
+                raise
+            return to_mutation(current.schema, env)
 
 
 def _dead_letter(record: Record, error: BaseException) -> DeadLetter:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from models.mirror_spec import ColumnSpec, MirrorSpec
+from models.schema_diff import ColumnAction
 from models.state_codec import STATE_COLUMNS
 
 BOOKKEEPING: tuple[ColumnSpec, ...] = (
@@ -114,6 +115,34 @@ def mirror_ddl(spec: MirrorSpec) -> list[sql.Composed]:
     ]
 
 
+def column_statement(spec: MirrorSpec, action: ColumnAction) -> sql.Composed:
+    """The mirror's statement for one :class:`models.schema_diff.ColumnAction` (types from our own mapping)."""
+    table, column = ident(spec.schema, spec.name), ident(action.column)
+    if action.action == "add":
+        return sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+            table, column, sql.SQL(action.pg_type or "")
+        )
+    if action.action == "drop":
+        return sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(table, column)
+    if action.action == "retype":
+        return sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
+            table, column, sql.SQL(action.pg_type or "")
+        )
+    return sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
+        table, column, sql.Literal("dropped in Cassandra: kept, no longer written (cdc-cass-pg)")
+    )
+
+
+def rename_mirror(spec: MirrorSpec, suffix: str) -> list[sql.Composed]:
+    """Move a mirror and its side tables aside (``<name><suffix>``), for ``cdc schema resolve --rebuild``."""
+    return [
+        sql.SQL("ALTER TABLE IF EXISTS {} RENAME TO {}").format(
+            ident(spec.schema, name), ident(f"{name}{suffix}")
+        )
+        for name in (spec.name, spec.dead_name, spec.tombstones_name)
+    ]
+
+
 META_DDL: tuple[sql.SQL, ...] = (
     sql.SQL(
         """CREATE TABLE IF NOT EXISTS _cdc_checkpoints (
@@ -130,6 +159,14 @@ META_DDL: tuple[sql.SQL, ...] = (
             error_type text NOT NULL, error_message text NOT NULL, key bytea, value bytea,
             headers jsonb NOT NULL DEFAULT '{}', recorded_at timestamptz NOT NULL DEFAULT now(),
             published_at timestamptz, replayed_at timestamptz, UNIQUE (topic, partition, "offset"))"""
+    ),
+    sql.SQL(
+        """CREATE TABLE IF NOT EXISTS _cdc_schema_metadata (
+            id bigserial PRIMARY KEY, keyspace text NOT NULL, "table" text NOT NULL, version integer NOT NULL,
+            action text NOT NULL, cql_schema jsonb, changes jsonb NOT NULL DEFAULT '[]',
+            ddl text NOT NULL DEFAULT '', detail text NOT NULL DEFAULT '',
+            detected_at timestamptz NOT NULL DEFAULT now(), published_at timestamptz,
+            UNIQUE (keyspace, "table", version))"""
     ),
     # Upgrades of sink tables created by earlier versions.
     sql.SQL("ALTER TABLE _cdc_checkpoints ADD COLUMN IF NOT EXISTS events bigint NOT NULL DEFAULT 0"),

@@ -52,6 +52,10 @@ class TableResolver(Protocol):
 
     def refresh(self, keyspace: str, table: str) -> TableEntry: ...
 
+    def current(self, keyspace: str, table: str) -> TableEntry: ...
+
+    def quarantined(self) -> dict[tuple[str, str], str]: ...
+
 
 class CollectionReader(Protocol):
     """Reads the current value of non-frozen collections back from Cassandra."""

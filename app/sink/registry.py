@@ -1,21 +1,41 @@
-"""Known tables: Cassandra schema + mirror store per table, created in PostgreSQL on first sight."""
+"""Known tables: Cassandra schema + mirror store per table, kept in step with Cassandra's schema.
+
+On first sight a table's mirror is created or brought up to date (:func:`app.sink.schema_sync.sync`);
+afterwards the schema agent (:meth:`TableRegistry.check`, on a timer) and the decoding path (an unknown
+column, a value that no longer fits) compare the cached schema with the driver's, which the driver keeps
+current from Cassandra's schema-change events. A change the mirror cannot follow quarantines the table:
+:meth:`quarantined` lists them, the applier holds their records in Kafka, and every check retries the
+sync, so a resolution lifts it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import sql
+import structlog
 from psycopg_pool import ConnectionPool
 
 from app.cassandra_schema import refresh_table, table_schema
-from app.sink import ddl
+from app.sink.failures import SystemicFault
 from app.sink.ports import RowStore
+from app.sink.schema_sync import SyncResult, record_dropped, sync
 from app.sink.store import MirrorStore
 from models.errors import UnknownTable
-from models.mirror_spec import spec_for
+from models.mirror_spec import MirrorSpec, spec_for
+from models.schema_diff import DropPolicy
 from models.table_schema import TableSchema
+
+log = structlog.get_logger("cdc.schema")
+
+TablePath = tuple[str, str]
+
+
+class TableQuarantined(SystemicFault):
+    """The table's schema changed in a way its mirror cannot follow; its events wait."""
 
 
 @dataclass(frozen=True)
@@ -24,21 +44,47 @@ class TableEntry:
     store: RowStore
 
 
+@dataclass(frozen=True)
+class SchemaEvent:
+    """A recorded schema version (for logs and metrics): table, version, action, detail."""
+
+    path: TablePath
+    version: int
+    action: str
+    detail: str
+
+
 class TableRegistry:
     def __init__(
-        self, cluster: Any, pool: ConnectionPool[Any], targets: dict[str, str] | None = None
+        self,
+        cluster: Any,
+        pool: ConnectionPool[Any],
+        targets: dict[str, str] | None = None,
+        drop_policies: dict[str, DropPolicy] | None = None,
+        lock_timeout_ms: int = 2000,
+        on_change: Callable[[SchemaEvent], None] | None = None,
     ) -> None:
         self.cluster = cluster
         self.pool = pool
         self.targets = targets or {}
-        self._entries: dict[tuple[str, str], TableEntry] = {}
-        self._lock = threading.Lock()
+        self.drop_policies = drop_policies or {}
+        """Per table (``ks.tbl``, or ``*``): what a column dropped in Cassandra does to the mirror."""
+        self.lock_timeout_ms = lock_timeout_ms
+        self.on_change = on_change
+        self._entries: dict[TablePath, TableEntry] = {}
+        self._quarantined: dict[TablePath, str] = {}
+        self._dropped: set[TablePath] = set()
+        self._lock = threading.RLock()
 
+    # -- lookups ------------------------------------------------------------------------------------------
     def resolve(self, keyspace: str, table: str) -> TableEntry:
         entry = self._entries.get((keyspace, table))
         if entry is not None:
             return entry
         with self._lock:
+            entry = self._entries.get((keyspace, table))
+            if entry is not None:
+                return entry
             try:
                 schema = table_schema(self.cluster, keyspace, table)
             except UnknownTable:
@@ -46,24 +92,113 @@ class TableRegistry:
             return self._install(schema)
 
     def refresh(self, keyspace: str, table: str) -> TableEntry:
-        """Re-read the table's schema (after an unknown column) and add new columns to the mirror."""
+        """Re-read the table's schema from Cassandra (after an unknown column or a value that no longer fits
+        the cached type) and bring the mirror in step."""
         with self._lock:
             return self._install(refresh_table(self.cluster, keyspace, table))
+
+    def current(self, keyspace: str, table: str) -> TableEntry:
+        """The entry for the driver's current schema of the table (no round trip: the driver follows
+        Cassandra's schema-change events): the cached one if unchanged, else the mirror is synced first."""
+        with self._lock:
+            cached = self.resolve(keyspace, table)
+            schema = table_schema(self.cluster, keyspace, table)
+            return cached if schema == cached.schema else self._install(schema)
 
     def known(self) -> list[TableEntry]:
         return list(self._entries.values())
 
-    def _install(self, schema: TableSchema) -> TableEntry:
-        spec = spec_for(schema, self.targets.get(f"{schema.keyspace}.{schema.table}"))
-        store = MirrorStore(spec)
+    def quarantined(self) -> dict[TablePath, str]:
+        """Tables whose events must wait, and why."""
+        return dict(self._quarantined)
+
+    # -- the schema agent -----------------------------------------------------------------------------------
+    def check(self) -> list[SchemaEvent]:
+        """Compare every known (and quarantined) table with the driver's current schema; sync what changed,
+        record drops, retry quarantined tables. Returns the versions recorded."""
+        events: list[SchemaEvent] = []
+        paths = sorted(set(self._entries) | set(self._quarantined))
+        for path in paths:
+            with self._lock:
+                events.extend(self._check(path))
+        return events
+
+    def _check(self, path: TablePath) -> list[SchemaEvent]:
+        try:
+            current = table_schema(self.cluster, *path)
+        except UnknownTable:
+            return self._gone(path)
+        entry = self._entries.get(path)
+        self._dropped.discard(path)
+        if entry is not None and entry.schema == current and path not in self._quarantined:
+            return []
+        events: list[SchemaEvent] = []
+        with contextlib.suppress(TableQuarantined):  # recorded and logged by _install
+            self._install(current, events)
+        return events
+
+    def _gone(self, path: TablePath) -> list[SchemaEvent]:
+        if path in self._dropped:
+            return []
+        self._dropped.add(path)
+        entry = self._entries.get(path)
+        if entry is None:
+            return []
+        spec = self._spec(entry.schema)
         with self.pool.connection() as conn:
-            store.ensure(conn)
-            for column in spec.columns:
-                conn.execute(
-                    sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                        ddl.ident(spec.schema, spec.name), ddl.ident(column.name), sql.SQL(column.pg_type)
-                    )
-                )
-        entry = TableEntry(schema, store)
-        self._entries[(schema.keyspace, schema.table)] = entry
+            version = record_dropped(conn, spec)
+        log.warning("table dropped in Cassandra; its mirror is kept", table=".".join(path))
+        return [] if version is None else [self._note(path, version, "dropped", "mirror kept")]
+
+    # -- installing -----------------------------------------------------------------------------------------
+    def _spec(self, schema: TableSchema) -> MirrorSpec:
+        return spec_for(schema, self.targets.get(f"{schema.keyspace}.{schema.table}"))
+
+    def _policy(self, schema: TableSchema) -> DropPolicy:
+        name = f"{schema.keyspace}.{schema.table}"
+        return self.drop_policies.get(name, self.drop_policies.get("*", "keep"))
+
+    def _install(self, schema: TableSchema, events: list[SchemaEvent] | None = None) -> TableEntry:
+        path = (schema.keyspace, schema.table)
+        spec = self._spec(schema)
+        with self.pool.connection() as conn, conn.transaction():
+            result = sync(conn, spec, self._policy(schema), self.lock_timeout_ms)
+        event = self._report(path, result)
+        if event is not None and events is not None:
+            events.append(event)
+        if result.quarantine is not None:
+            self._quarantined[path] = result.quarantine
+            self._entries.pop(path, None)
+            raise TableQuarantined(f"{schema.keyspace}.{schema.table} quarantined: {result.quarantine}")
+        if self._quarantined.pop(path, None) is not None:
+            log.warning("quarantine lifted; the table's events apply again", table=".".join(path))
+        # The store's temp tables are named after its columns: a new column set gets new temp tables.
+        entry = TableEntry(schema, MirrorStore(spec))
+        self._entries[path] = entry
         return entry
+
+    def _report(self, path: TablePath, result: SyncResult) -> SchemaEvent | None:
+        if result.version is None:
+            return None
+        if result.quarantine is not None:
+            log.error(
+                "schema change the mirror cannot follow: table quarantined, its events wait in Kafka "
+                "(resolve with `cdc schema resolve`)",
+                table=".".join(path),
+                reason=result.quarantine,
+            )
+            return self._note(path, result.version, "quarantined", result.quarantine)
+        log.info(
+            "mirror schema in step",
+            table=".".join(path),
+            version=result.version,
+            changes=[c.as_dict() for c in result.changes],
+            ddl=result.statements,
+        )
+        return self._note(path, result.version, "synced", "; ".join(result.statements))
+
+    def _note(self, path: TablePath, version: int, action: str, detail: str) -> SchemaEvent:
+        event = SchemaEvent(path, version, action, detail)
+        if self.on_change is not None:
+            self.on_change(event)
+        return event

@@ -38,7 +38,12 @@ set_json_loads(orjson.loads)
 
 
 def _temp_name(kind: str, spec: MirrorSpec) -> str:
-    digest = hashlib.sha1(f"{spec.schema}.{spec.name}".encode(), usedforsecurity=False).hexdigest()[:16]
+    """A session's staging table for one mirror *and column set*: after a column is added, the new store
+    stages into new temp tables instead of the old ones (``CREATE ... IF NOT EXISTS`` would keep the old
+    columns and every COPY would fail)."""
+    columns = ",".join(f"{c.name}:{c.pg_type}" for c in (*spec.primary_key, *spec.columns))
+    identity = f"{spec.schema}.{spec.name}|{columns}"
+    digest = hashlib.sha1(identity.encode(), usedforsecurity=False).hexdigest()[:16]
     return f"_cdc_{kind}_{digest}"
 
 

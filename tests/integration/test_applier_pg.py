@@ -48,6 +48,12 @@ class OneTable:
     def refresh(self, keyspace: str, table: str) -> TableEntry:
         return self.entry
 
+    def current(self, keyspace: str, table: str) -> TableEntry:
+        return self.entry
+
+    def quarantined(self) -> dict[tuple[str, str], str]:
+        return {}
+
 
 class NoReadBack:
     def read(self, schema: TableSchema, keys: Sequence[Key]) -> dict[Key, dict[str, ReadBack]]:

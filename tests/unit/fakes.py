@@ -116,6 +116,15 @@ class MemoryRegistry:
     def refresh(self, keyspace: str, table: str) -> TableEntry:
         return self.resolve(keyspace, table)
 
+    def current(self, keyspace: str, table: str) -> TableEntry:
+        return self.resolve(keyspace, table)
+
+    held: dict[tuple[str, str], str] = field(default_factory=dict)
+    """Quarantined tables (their records wait)."""
+
+    def quarantined(self) -> dict[tuple[str, str], str]:
+        return dict(self.held)
+
 
 class MemoryConnection:
     def __init__(self, world: list[Any]) -> None:
