@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
 from functools import cache
 from typing import Any, Protocol
 
 import faust
+import orjson
 import structlog
 from faust.types import TP
 
@@ -84,6 +86,8 @@ class Wiring:
         """The last gap sought back over, per partition: (stored offset, first offset the batch held)."""
         self.held: dict[tuple[str, int], tuple[int, int]] = {}
         """Partitions paused because PostgreSQL's offset lies beyond the topic's end: (stored, end)."""
+        self.parked: dict[tuple[str, int], tuple[str, str]] = {}
+        """Partitions paused because their table is quarantined (-> the table)."""
 
 
 wiring = Wiring()
@@ -241,6 +245,7 @@ async def on_revoked(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
     for tp in revoked:
         wiring.held.pop(tp, None)
         wiring.gaps.pop(tp, None)
+        wiring.parked.pop(tp, None)
     app.batching_consumer.buffer.discard(set(revoked))
 
 
@@ -313,6 +318,58 @@ async def reclaim_assigned(
     )
 
 
+def table_of_topic(topic: str) -> tuple[str, str]:
+    keyspace, table = topic.split(".")[-2:]
+    return keyspace, table
+
+
+def park_quarantined(
+    consumer: Consumer,
+    partitions: Sequence[tuple[str, int]],
+    parked: dict[tuple[str, int], tuple[str, str]] | None = None,
+) -> None:
+    """Pause the partitions of quarantined tables: their records stay in Kafka (the applier held them,
+    uncommitted) until :func:`release_quarantined`."""
+    parked = wiring.parked if parked is None else parked
+    new = [tp for tp in partitions if tp not in parked]
+    for tp in new:
+        parked[tp] = table_of_topic(tp[0])
+    if new:
+        consumer.pause_partitions(TP(*tp) for tp in new)
+        log.warning("partitions of quarantined tables paused", partitions=[f"{t}:{p}" for t, p in new])
+
+
+async def release_quarantined(
+    runtime: WorkerRuntime,
+    consumer: Consumer,
+    quarantined: Mapping[tuple[str, str], str],
+    parked: dict[tuple[str, int], tuple[str, str]] | None = None,
+) -> list[tuple[str, int]]:
+    """Resume the parked partitions whose table is no longer quarantined, from PostgreSQL's offset."""
+    parked = wiring.parked if parked is None else parked
+    assigned = consumer.assignment()
+    for tp in [tp for tp in parked if TP(*tp) not in assigned]:
+        del parked[tp]
+    ready = sorted(tp for tp, path in parked.items() if path not in quarantined)
+    if not ready:
+        return []
+    claims = await runtime.claim(ready)
+    earliest = await consumer.earliest_offsets(*(TP(*tp) for tp in ready))
+    for tp in ready:
+        offset = claims[tp].next_offset
+        if offset is None:
+            offset = earliest[TP(*tp)]
+            runtime.expect(tp, offset)
+        await consumer.seek(TP(*tp), offset)
+        del parked[tp]
+    consumer.resume_partitions(TP(*tp) for tp in ready)
+    log.info(
+        "quarantine lifted: partitions resumed",
+        offsets={f"{t}:{p}": claims[(t, p)].next_offset for t, p in ready},
+    )
+    return ready
+
+
 # -- the stream ---------------------------------------------------------------------------------------------
 async def send_dead_letter(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
     await dead_letter_topic().send(key=key, value=value, headers=headers)
@@ -333,6 +390,8 @@ async def handle_batch(
         await resume_gaps(runtime, consumer, outcome.gaps, outcome.gap_starts)
     if outcome.not_owned:
         await reclaim_assigned(runtime, consumer, list(outcome.not_owned))
+    if outcome.held:
+        park_quarantined(consumer, list(outcome.held))
     try:
         remember(outcome)
         if outcome.dead_letters:
@@ -413,6 +472,46 @@ async def expire_ttl() -> None:
 @app.task
 async def declare_dead_letter_topic() -> None:
     await dead_letter_topic().declare()
+    await schema_change_topic().declare()
+
+
+@cache
+def schema_change_topic() -> faust.types.TopicT:
+    return app.topic(
+        get_settings().kafka.schema_change_topic,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=1,
+        retention=timedelta(days=365),
+    )
+
+
+@app.timer(interval=get_settings().sink.schema_check_interval_s)
+async def schema_agent() -> None:
+    """The schema-change agent: sync every replicated table's mirror with Cassandra's schema, resume the
+    partitions of tables whose quarantine was lifted, publish recorded versions to the schema-changes topic."""
+    runtime = current_runtime()
+    try:
+        quarantined = await runtime.check_schemas()
+        await release_quarantined(runtime, app.batching_consumer, quarantined)
+        await publish_schema_changes(runtime)
+    except Exception:
+        log.exception("schema agent tick failed; will retry")
+
+
+async def publish_schema_changes(runtime: Runtime) -> int:
+    """Outbox: recorded schema versions go to the schema-changes topic, keyed ``ks.table``."""
+    if runtime.pool is None:
+        return 0
+    rows = await asyncio.to_thread(runtime.pending_schema_changes)
+    for row in rows:
+        body = {**row, "detected_at": row["detected_at"].isoformat()}
+        await schema_change_topic().send(
+            key=f"{row['keyspace']}.{row['table']}".encode(), value=orjson.dumps(body)
+        )
+    if rows:
+        await asyncio.to_thread(runtime.mark_schema_changes_published, [row["id"] for row in rows])
+    return len(rows)
 
 
 @app.timer(interval=30.0)

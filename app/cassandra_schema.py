@@ -54,3 +54,11 @@ def refresh_table(cluster: Any, keyspace: str, table: str) -> TableSchema:
     except Exception as error:  # the driver raises DriverException when the refresh did not succeed
         raise SchemaUnavailable(f"refreshing the schema of {keyspace}.{table} failed: {error}") from error
     return table_schema(cluster, keyspace, table)
+
+
+def table_id(session: Any, keyspace: str, table: str) -> str | None:
+    """The table's id (a timeuuid: it changes when the table is dropped and created again), None if absent."""
+    row = session.execute(
+        "SELECT id FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s", (keyspace, table)
+    ).one()
+    return None if row is None else str(row[0])

@@ -117,3 +117,98 @@ async def offsets(
     else:
         for d in done:
             self.say(f"{d['topic']}[{d['partition']}] {d['from']} -> {d['to']}")
+
+
+@app.command(
+    argument("action", type=click.Choice(["show", "resolve"])),
+    argument("table"),
+    option(
+        "--rebuild",
+        is_flag=True,
+        default=False,
+        help="resolve: move the mirror aside (renamed <name>_v<version>) so the worker creates it anew.",
+    ),
+    option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output."),
+)
+async def schema(self: AppCommand, action: str, table: str, rebuild: bool, as_json: bool) -> None:
+    """Recorded schema versions of KEYSPACE.TABLE (`show`), or resolve its quarantine (`resolve --rebuild`:
+    the old mirror is kept under a new name; the worker creates the new one and resumes the table's events
+    from PostgreSQL's offsets within one schema check)."""
+    import json
+
+    import psycopg
+
+    from app.sink import ddl
+    from app.sink.schema_sync import latest, record, versions
+    from models.mirror_spec import spec_for
+    from models.schema_diff import describe
+
+    keyspace, _, name = table.partition(".")
+    if not name:
+        raise click.UsageError("TABLE is keyspace.table")
+    settings = get_settings()
+    with psycopg.connect(settings.postgres.dsn.get_secret_value()) as conn:
+        if action == "show":
+            found = versions(conn, keyspace, name)
+            if as_json:
+                self.say(json.dumps({"table": table, "versions": found}, default=str))
+            else:
+                for v in found:
+                    self.say(f"v{v['version']} {v['detected_at']} {v['action']} {v['detail'] or v['ddl']}")
+            return
+        newest = latest(conn, keyspace, name)
+        if newest is None or newest[1] != "quarantined":
+            raise click.UsageError(f"{table} is not quarantined")
+        if not rebuild:
+            raise click.UsageError(
+                "choose how: --rebuild (or alter the mirror by hand; the worker re-checks it)"
+            )
+        from app.cassandra_schema import table_id, table_schema
+        from app.cassandra_session import connect
+
+        cluster, session = connect(settings.cassandra)
+        try:
+            spec = spec_for(table_schema(cluster, keyspace, name), settings.sink.table_targets.get(table))
+            current_id = table_id(session, keyspace, name)
+        finally:
+            cluster.shutdown()
+        suffix = f"_v{newest[0]}"
+        statements = ddl.rename_mirror(spec, suffix)
+        for statement in statements:
+            conn.execute(statement)
+        replay = await _replay_since_creation(conn, settings, keyspace, name, current_id)
+        texts = [s.as_string(conn) for s in statements]
+        detail = f"rebuild: old mirror kept as {spec.name}{suffix}; offsets {replay}"
+        version = record(conn, spec, "resolved", describe(spec.source), [], texts, detail)
+    result = {"table": table, "version": version, "old_mirror": f"{spec.schema}.{spec.name}{suffix}"}
+    self.say(
+        json.dumps(result) if as_json else f"{table}: old mirror moved to {result['old_mirror']} (v{version})"
+    )
+
+
+async def _replay_since_creation(
+    conn: Any, settings: Any, keyspace: str, table: str, current_id: str | None
+) -> dict[str, int]:
+    """Rewind the table's partitions (every group) to the first record written since the table was created
+    (its id is a timeuuid), so that events applied to the old mirror before the quarantine replay into the
+    new one."""
+    from app import offsets as ops
+    from models.schema_diff import created_ms
+
+    topic = f"{settings.kafka.topic_prefix}.{keyspace}.{table}"
+    rows = conn.execute(
+        "SELECT group_id, partition, next_offset FROM _cdc_checkpoints WHERE topic = %s AND next_offset >= 0",
+        (topic,),
+    ).fetchall()
+    if not rows or current_id is None:
+        return {}
+    at = await ops.offsets_at(
+        settings.kafka.bootstrap_servers, {(topic, p) for _, p, _ in rows}, created_ms(current_id)
+    )
+    replay: dict[str, int] = {}
+    for group in sorted({g for g, _, _ in rows}):
+        stored = {(topic, p): o for g, p, o in rows if g == group}
+        targets = ops.rewound(stored, at)
+        ops.reset(conn, group, targets)
+        replay.update({f"{group}:{p}": o for (_, p), o in targets.items()})
+    return replay

@@ -46,3 +46,11 @@ offset_beyond_end = Gauge(
     "Stored offset minus the topic's end offset for a partition paused because its offset lies beyond the end",
     ["topic", "partition"],
 )
+schema_changes = Counter(
+    "cdc_schema_changes_total",
+    "Schema versions recorded per table (synced, quarantined, dropped)",
+    ["table", "action"],
+)
+quarantined_tables = Gauge(
+    "cdc_quarantined_tables", "Tables whose events wait for an operator (schema quarantine)"
+)

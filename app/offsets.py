@@ -115,3 +115,23 @@ def reset(conn: Connection[Any], group: str, offsets: Mapping[TP, int]) -> None:
                WHERE group_id = %s AND topic = %s AND partition = %s""",
             (offset, group, topic, partition),
         )
+
+
+async def offsets_at(bootstrap: str, partitions: Iterable[TP], timestamp_ms: int) -> dict[TP, int | None]:
+    """The first offset of each partition whose record time is at or after ``timestamp_ms`` (None: none)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        found = await consumer.offsets_for_times({TopicPartition(t, p): timestamp_ms for t, p in partitions})
+        return {(tp.topic, tp.partition): (o.offset if o is not None else None) for tp, o in found.items()}
+    finally:
+        await consumer.stop()
+
+
+def rewound(stored: Mapping[TP, int], at: Mapping[TP, int | None]) -> dict[TP, int]:
+    """Where partitions resume to replay everything from a point in time: never later than stored (pure)."""
+    result = {}
+    for tp, offset in stored.items():
+        since = at.get(tp)
+        result[tp] = offset if since is None else min(offset, since)
+    return result

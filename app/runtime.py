@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from app import metrics
+from app.cassandra_schema import table_id
 from app.cassandra_session import connect
 from app.health import health
 from app.settings import Settings
@@ -21,13 +22,17 @@ from app.sink.checkpoints import Claim, Fenced, ensure_meta
 from app.sink.decoding import RecordDecoder
 from app.sink.failures import Failure, Kind, classify, describe
 from app.sink.readback import ReadBackReader
-from app.sink.registry import TableRegistry
+from app.sink.registry import SchemaEvent, TableRegistry
 from models.batch import Outcome, Record
 
 log = structlog.get_logger("cdc.runtime")
 
 DEPENDENCIES = ("postgres", "cassandra", "registry", "sink")
 """The components a failure can belong to (:func:`app.sink.failures.classify`); "sink" is the worker itself."""
+
+
+def _schema_changed(event: SchemaEvent) -> None:
+    metrics.schema_changes.labels(".".join(event.path), event.action).inc()
 
 
 def _observe_stage(stage: str, seconds: float) -> None:
@@ -45,6 +50,7 @@ class Runtime:
         """Batches and the TTL sweep touch the same rows: one at a time per worker."""
         self.pool: ConnectionPool[Any] | None = None
         self.cluster: Any = None
+        self.registry: TableRegistry
         self.circuits = {
             name: CircuitBreaker(settings.sink.circuit_threshold, settings.sink.circuit_probe_after_s)
             for name in DEPENDENCIES
@@ -82,7 +88,16 @@ class Runtime:
             self.cluster, session = connect(s.cassandra)
             self._session = session
         health.mark("cassandra", "up")
-        registry = TableRegistry(self.cluster, self.pool, s.sink.table_targets)
+        registry = TableRegistry(
+            self.cluster,
+            self.pool,
+            s.sink.table_targets,
+            drop_policies=s.sink.dropped_columns,
+            lock_timeout_ms=s.postgres.ddl_lock_timeout_ms,
+            on_change=_schema_changed,
+            table_ids=lambda keyspace, table: table_id(self._session, keyspace, table),
+        )
+        self.registry = registry
         reader = ReadBackReader(self._session, s.sink.readback_concurrency, s.cassandra.readback_consistency)
         decode = RecordDecoder(s.registry.url)
         return Applier(
@@ -258,6 +273,52 @@ class Runtime:
             metrics.source_lag.labels(".".join(path)).set(max(0.0, now - ts_us / 1e6))
         for letter in outcome.dead_letters:
             metrics.dead_letters.labels(letter.reason).inc()
+
+    # -- schema -------------------------------------------------------------------------------------------
+    async def check_schemas(self) -> dict[tuple[str, str], str]:
+        """The schema agent's tick: sync every known table with Cassandra's schema (between batches: DDL
+        waits for no batch); returns the quarantined tables. Never raises."""
+        if self.applier is None:
+            return {}
+        try:
+            async with self._work_lock:
+                await self._retrying("schema-check", self.registry.check)
+        except Exception:
+            log.exception("schema check failed; next check retries")
+        quarantined = self.registry.quarantined()
+        metrics.quarantined_tables.set(len(quarantined))
+        if quarantined:
+            reasons = "; ".join(f"{'.'.join(p)}: {why}" for p, why in sorted(quarantined.items()))
+            health.mark(
+                "schema", "down", f"quarantined (events wait in Kafka; `cdc schema resolve`): {reasons}"
+            )
+        elif "schema" in health.components:
+            health.mark("schema", "up")
+        return quarantined
+
+    def pending_schema_changes(self) -> list[dict[str, Any]]:
+        """Recorded schema versions not yet on the schema-changes topic (outbox)."""
+        from psycopg.rows import dict_row
+
+        assert self.pool is not None
+        with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                """SELECT id, keyspace, "table", version, action, cql_schema, changes, ddl, detail, detected_at
+                   FROM _cdc_schema_metadata WHERE published_at IS NULL ORDER BY id LIMIT 500"""
+            )
+            return list(cur.fetchall())
+
+    def mark_schema_changes_published(self, ids: list[int]) -> None:
+        assert self.pool is not None
+        with self.pool.connection() as conn:
+            conn.execute("UPDATE _cdc_schema_metadata SET published_at = now() WHERE id = ANY(%s)", (ids,))
+
+    def schema_versions(self, keyspace: str, table: str) -> list[dict[str, Any]]:
+        from app.sink.schema_sync import versions
+
+        assert self.pool is not None
+        with self.pool.connection() as conn:
+            return versions(conn, keyspace, table)
 
     async def sweep(self, tables: Sequence[tuple[str, str]]) -> int:
         """Expire TTL'd cells and rows now due; never raises (a failure is logged and retried next time)."""

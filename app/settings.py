@@ -29,6 +29,8 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:59092"
     topic_prefix: str = "cdc"
     dlq_topic: str = "dlq-events"
+    schema_change_topic: str = "schema-changes"
+    """Every recorded schema version is published here (topic created with 365 days' retention)."""
     session_timeout_s: float = Field(default=60.0, ge=6.0)
     """Consumer group session timeout: how long a crashed member holds its partitions (the broker's
     ``group.min.session.timeout.ms`` is 6 s by default)."""
@@ -46,6 +48,9 @@ class PostgresSettings(BaseModel):
     pool_min_size: int = Field(default=1, ge=1)
     pool_max_size: int = Field(default=4, ge=1)
     statement_timeout_ms: int = Field(default=60_000, ge=0)
+    ddl_lock_timeout_ms: int = Field(default=2_000, ge=1)
+    """How long a mirror's DDL (e.g. ADD COLUMN) waits for its lock before giving up and retrying later,
+    so it never queues in front of readers."""
 
 
 class CassandraSettings(BaseModel):
@@ -81,6 +86,11 @@ class SinkSettings(BaseModel):
     table_targets: dict[str, str] = {}
     """Per-table mirror names, ``{"ks.tbl": "schema.name"}``; default ``"ks"."tbl"``."""
     readback_concurrency: int = Field(default=64, ge=1)
+    dropped_columns: dict[str, Literal["keep", "drop"]] = {}
+    """Per table (``"ks.tbl"``, or ``"*"`` for all): a column dropped in Cassandra is kept in the mirror and
+    no longer written (``keep``, the default) or dropped (``drop``)."""
+    schema_check_interval_s: float = Field(default=5.0, gt=0)
+    """How often the schema agent compares each replicated table with its mirror."""
     max_clock_skew_s: float | None = Field(default=3600.0, gt=0)
     """An event whose write time lies further in the future is dead-lettered (``timestamp_out_of_range``):
     it would shadow every later write. None: no limit."""

@@ -64,8 +64,9 @@ class SchemaChange:
         return {"kind": self.kind, "column": self.column, "before": self.before, "after": self.after}
 
 
-def describe(schema: TableSchema) -> dict[str, object]:
-    """A JSON-able description of a table's schema (for ``_cdc_schema_metadata``)."""
+def describe(schema: TableSchema, table_id: str | None = None) -> dict[str, object]:
+    """A JSON-able description of a table's schema (for ``_cdc_schema_metadata``); ``table_id`` is Cassandra's
+    id of the table (a new one when it is dropped and created again)."""
 
     def cols(columns: tuple[Column, ...]) -> list[list[str]]:
         return [[c.name, type_text(c.type)] for c in columns]
@@ -78,7 +79,17 @@ def describe(schema: TableSchema) -> dict[str, object]:
         "descending": list(schema.descending),
         "columns": cols(schema.columns),
         "static": sorted(schema.static),
+        "id": table_id,
     }
+
+
+def recreated(previous: Described | None, current: Described) -> bool:
+    """Was the table dropped and created again since ``previous`` (both ids known and different)?"""
+    return (
+        previous is not None
+        and None not in (previous.get("id"), current.get("id"))
+        and (previous.get("id") != current.get("id"))
+    )
 
 
 Described = dict[str, object]
@@ -171,3 +182,14 @@ def plan_mirror(
         if name not in desired:
             actions.append(ColumnAction("drop" if drop_policy == "drop" else "keep", name))
     return MirrorPlan(tuple(actions), None)
+
+
+_UUID_EPOCH = 0x01B21DD213814000
+"""100 ns intervals between the timeuuid epoch (1582-10-15) and the Unix epoch."""
+
+
+def created_ms(table_id: str) -> int:
+    """When a table was created: its id is a timeuuid (Unix milliseconds)."""
+    import uuid
+
+    return (uuid.UUID(table_id).time - _UUID_EPOCH) // 10_000

@@ -63,7 +63,11 @@ class TableRegistry:
         drop_policies: dict[str, DropPolicy] | None = None,
         lock_timeout_ms: int = 2000,
         on_change: Callable[[SchemaEvent], None] | None = None,
+        table_ids: Callable[[str, str], str | None] | None = None,
     ) -> None:
+        self.table_ids = table_ids
+        """Cassandra's id of a table (one query): a new id means the table was dropped and created again."""
+        self._ids: dict[TablePath, str | None] = {}
         self.cluster = cluster
         self.pool = pool
         self.targets = targets or {}
@@ -130,7 +134,8 @@ class TableRegistry:
             return self._gone(path)
         entry = self._entries.get(path)
         self._dropped.discard(path)
-        if entry is not None and entry.schema == current and path not in self._quarantined:
+        same_id = self.table_ids is None or self._ids.get(path) == self.table_ids(*path)
+        if entry is not None and entry.schema == current and same_id and path not in self._quarantined:
             return []
         events: list[SchemaEvent] = []
         with contextlib.suppress(TableQuarantined):  # recorded and logged by _install
@@ -161,8 +166,10 @@ class TableRegistry:
     def _install(self, schema: TableSchema, events: list[SchemaEvent] | None = None) -> TableEntry:
         path = (schema.keyspace, schema.table)
         spec = self._spec(schema)
+        table_id = self.table_ids(*path) if self.table_ids is not None else None
         with self.pool.connection() as conn, conn.transaction():
-            result = sync(conn, spec, self._policy(schema), self.lock_timeout_ms)
+            result = sync(conn, spec, self._policy(schema), self.lock_timeout_ms, table_id)
+        self._ids[path] = table_id
         event = self._report(path, result)
         if event is not None and events is not None:
             events.append(event)

@@ -18,7 +18,17 @@ from psycopg.types.json import Jsonb
 
 from app.sink import ddl
 from models.mirror_spec import MirrorSpec
-from models.schema_diff import ActualMirror, DropPolicy, SchemaChange, describe, diff, plan_mirror
+from models.schema_diff import (
+    ActualMirror,
+    ColumnAction,
+    Described,
+    DropPolicy,
+    SchemaChange,
+    describe,
+    diff,
+    plan_mirror,
+    recreated,
+)
 
 _ACTUAL = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod),
@@ -101,44 +111,93 @@ def record(
     return version
 
 
+RECREATED = (
+    "the table was dropped and created again in Cassandra: the mirror's rows belong to the old table "
+    "(resolve with `cdc schema resolve --rebuild`: the old mirror is kept aside, events replay into a new one)"
+)
+
+
+def _fit(
+    conn: Connection[Any],
+    spec: MirrorSpec,
+    actual: ActualMirror,
+    previous: tuple[int, str, Any] | None,
+    described: Described,
+    drop_policy: DropPolicy,
+) -> tuple[str | None, tuple[ColumnAction, ...]]:
+    """Why the existing mirror cannot hold the table now (None if it can), and the statements that make it."""
+    if previous is not None and previous[1] != "resolved" and recreated(previous[2], described):
+        return RECREATED, ()
+    plan = plan_mirror(actual, spec.source, drop_policy, Canonical(conn))
+    return plan.quarantine, plan.actions
+
+
 def sync(
-    conn: Connection[Any], spec: MirrorSpec, drop_policy: DropPolicy, lock_timeout_ms: int
+    conn: Connection[Any],
+    spec: MirrorSpec,
+    drop_policy: DropPolicy,
+    lock_timeout_ms: int,
+    table_id: str | None = None,
 ) -> SyncResult:
     """Make the mirror fit ``spec`` (inside the caller's transaction), or report why it cannot."""
     conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{lock_timeout_ms}ms")))
-    described = describe(spec.source)
+    described = describe(spec.source, table_id)
     previous = latest(conn, spec.keyspace, spec.table)
     changes = diff(previous[2] if previous else None, described)
     actual = actual_mirror(conn, spec)
-    if actual is None:
-        statements = ddl.mirror_ddl(spec)
-        action = "created"
-    else:
-        plan = plan_mirror(actual, spec.source, drop_policy, Canonical(conn))
-        if plan.quarantine is not None:
-            result = SyncResult(changes=changes, quarantine=plan.quarantine)
-            if previous is None or previous[1] != "quarantined" or previous[2] != described:
-                result.version = record(conn, spec, "quarantined", described, changes, [], plan.quarantine)
-            return result
-        statements = [ddl.column_statement(spec, a) for a in plan.actions]
-        action = "altered" if previous is not None else "created"
+    statements = ddl.mirror_ddl(spec)
+    if actual is not None:
+        reason, actions = _fit(conn, spec, actual, previous, described, drop_policy)
+        if reason is not None:
+            return _quarantine(conn, spec, reason, previous, described, changes)
+        statements = [ddl.column_statement(spec, a) for a in actions]
     texts = [s.as_string(conn) for s in statements]
     for statement in statements:
         conn.execute(statement)
     result = SyncResult(changes=changes, statements=texts)
-    if (
-        changes
-        or previous is None
-        or previous[1] == "quarantined"
-        or (actual is None and previous is not None)
-    ):
+    fresh = actual is None or previous is None
+    moved = previous is not None and (previous[1] in ("quarantined", "dropped") or previous[2] != described)
+    if changes or fresh or moved:
+        action = "created" if fresh else "altered"
         result.version = record(conn, spec, action, described, changes, texts)
     return result
 
 
+def _quarantine(
+    conn: Connection[Any],
+    spec: MirrorSpec,
+    reason: str,
+    previous: tuple[int, str, Any] | None,
+    described: Described,
+    changes: list[SchemaChange],
+) -> SyncResult:
+    result = SyncResult(changes=changes, quarantine=reason)
+    if previous is None or previous[1] != "quarantined" or previous[2] != described:
+        result.version = record(conn, spec, "quarantined", described, changes, [], reason)
+    return result
+
+
 def record_dropped(conn: Connection[Any], spec: MirrorSpec) -> int | None:
-    """The table is gone from Cassandra: recorded once; the mirror is kept."""
+    """The table is gone from Cassandra: recorded once (its last schema, id included, so that a table created
+    again under the name is seen as recreated); the mirror is kept and marked by a comment."""
     previous = latest(conn, spec.keyspace, spec.table)
     if previous is not None and previous[1] == "dropped":
         return None
-    return record(conn, spec, "dropped", None, [SchemaChange("table_dropped")], [], "mirror kept")
+    mark = sql.SQL("COMMENT ON TABLE {} IS {}").format(
+        sql.Identifier(spec.schema, spec.name), sql.Literal("dropped in Cassandra: kept, no longer written")
+    )
+    conn.execute(mark)
+    last = previous[2] if previous is not None else None
+    changes = [SchemaChange("table_dropped")]
+    return record(conn, spec, "dropped", last, changes, [mark.as_string(conn)], "mirror kept")
+
+
+def versions(conn: Connection[Any], keyspace: str, table: str) -> list[dict[str, Any]]:
+    """Every recorded version of a table, oldest first (JSON-able)."""
+    rows = conn.execute(
+        """SELECT version, action, cql_schema, changes, ddl, detail, detected_at FROM _cdc_schema_metadata
+           WHERE keyspace = %s AND "table" = %s ORDER BY version""",
+        (keyspace, table),
+    ).fetchall()
+    keys = ("version", "action", "cql_schema", "changes", "ddl", "detail", "detected_at")
+    return [{**dict(zip(keys, row, strict=True)), "detected_at": row[6].isoformat()} for row in rows]

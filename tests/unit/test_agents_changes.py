@@ -268,3 +268,21 @@ def test_a_stored_offset_beyond_the_topics_end_pauses_the_partition_until_it_is_
     asyncio.run(changes.recheck_held(runtime, consumer, held))
     assert (held, consumer.paused, consumer.seeks) == ({}, set(), [(TP(TOPIC, 0), 0)])
     assert str(health.components["offsets"].status) == "up"
+
+
+def test_partitions_of_a_quarantined_table_are_parked_and_resumed_from_postgres_once_it_is_lifted() -> None:
+    parked: dict[tuple[str, int], tuple[str, str]] = {}
+    runtime = FakeRuntime(stored={(TOPIC, 0): 40})
+    consumer = FakeConsumer(assigned={TP(TOPIC, 0), TP(TOPIC, 1)})
+    changes.park_quarantined(consumer, [(TOPIC, 0), (TOPIC, 1)], parked)
+    assert consumer.paused == {TP(TOPIC, 0), TP(TOPIC, 1)}
+    assert parked == {(TOPIC, 0): ("ks", "t"), (TOPIC, 1): ("ks", "t")}
+
+    still = {("ks", "t"): "column v changed type: integer -> text, not lossless"}
+    assert asyncio.run(changes.release_quarantined(runtime, consumer, still, parked)) == []
+    assert consumer.seeks == []
+
+    consumer.assigned = {TP(TOPIC, 0)}  # partition 1 went to another worker meanwhile
+    assert asyncio.run(changes.release_quarantined(runtime, consumer, {}, parked)) == [(TOPIC, 0)]
+    assert consumer.seeks == [(TP(TOPIC, 0), 40)]
+    assert (parked, consumer.paused) == ({}, {TP(TOPIC, 1)})
