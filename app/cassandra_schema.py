@@ -46,11 +46,15 @@ class SchemaUnavailable(ConnectionError):
     component = "cassandra"
 
 
-def refresh_table(cluster: Any, keyspace: str, table: str) -> TableSchema:
-    """Ask the driver to re-read one table's schema, then return it (:class:`UnknownTable` if Cassandra says
-    it does not exist; :class:`SchemaUnavailable` if the refresh got no answer)."""
+def refresh_table(cluster: Any, keyspace: str, table: str, types: bool = False) -> TableSchema:
+    """Ask the driver to re-read one table's schema (with ``types``, the keyspace's user types too), then
+    return it (:class:`UnknownTable` if Cassandra says it does not exist; :class:`SchemaUnavailable` if the
+    refresh got no answer)."""
     try:
         cluster.refresh_table_metadata(keyspace, table)
+        ks = cluster.metadata.keyspaces.get(keyspace)
+        for name in list(ks.user_types) if types and ks is not None else []:
+            cluster.refresh_user_type_metadata(keyspace, name)
     except Exception as error:  # the driver raises DriverException when the refresh did not succeed
         raise SchemaUnavailable(f"refreshing the schema of {keyspace}.{table} failed: {error}") from error
     return table_schema(cluster, keyspace, table)
@@ -62,3 +66,12 @@ def table_id(session: Any, keyspace: str, table: str) -> str | None:
         "SELECT id FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s", (keyspace, table)
     ).one()
     return None if row is None else str(row[0])
+
+
+def dropped_columns(session: Any, keyspace: str, table: str) -> frozenset[str]:
+    """Columns dropped from the table (Cassandra keeps their drop time so their old data stays invisible)."""
+    rows = session.execute(
+        "SELECT column_name FROM system_schema.dropped_columns WHERE keyspace_name = %s AND table_name = %s",
+        (keyspace, table),
+    )
+    return frozenset(str(row[0]) for row in rows)

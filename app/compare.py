@@ -477,9 +477,12 @@ def _j_structure(t: CqlType, value: Any) -> Canonical:
     if t.name == "map":
         return _j_map(t, value)
     if t.name == "udt":
-        if not isinstance(value, dict) or list(value) != [n for n, _ in t.udt_fields]:
+        names = [n for n, _ in t.udt_fields]
+        # Fields added to the type after a value was written are absent from it and read as null, as in
+        # Cassandra (whose own encoding omits trailing fields the same way).
+        if not isinstance(value, dict) or list(value) != names[: len(value)]:
             raise _NotEncoded
-        value = list(value.values())
+        value = [value.get(n) for n in names]
     if not isinstance(value, list):
         raise _NotEncoded
     forms = [

@@ -12,7 +12,6 @@ from psycopg_pool import ConnectionPool
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from app import metrics
-from app.cassandra_schema import table_id
 from app.cassandra_session import connect
 from app.health import health
 from app.settings import Settings
@@ -76,7 +75,12 @@ class Runtime:
                 s.postgres.dsn.get_secret_value(),
                 min_size=s.postgres.pool_min_size,
                 max_size=s.postgres.pool_max_size,
-                kwargs={"options": f"-c statement_timeout={s.postgres.statement_timeout_ms}"},
+                # No server-side prepared statements: after a mirror's DDL a cached plan fails with
+                # "cached plan must not change result type" on every pooled connection.
+                kwargs={
+                    "options": f"-c statement_timeout={s.postgres.statement_timeout_ms}",
+                    "prepare_threshold": None,
+                },
                 open=False,
                 name="cdc",
             )
@@ -95,7 +99,7 @@ class Runtime:
             drop_policies=s.sink.dropped_columns,
             lock_timeout_ms=s.postgres.ddl_lock_timeout_ms,
             on_change=_schema_changed,
-            table_ids=lambda keyspace, table: table_id(self._session, keyspace, table),
+            session=self._session,
         )
         self.registry = registry
         reader = ReadBackReader(self._session, s.sink.readback_concurrency, s.cassandra.readback_consistency)

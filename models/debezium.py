@@ -123,7 +123,12 @@ def _cells(schema: TableSchema, env: Envelope, modes: DebeziumModes) -> dict[str
                 continue
             column = schema.regular.get(name)
             if column is None:
-                if name in RANGE_FIELDS or name in schema.by_name or name in schema.static:
+                if (
+                    name in RANGE_FIELDS
+                    or name in schema.by_name
+                    or name in schema.static
+                    or name in schema.dropped
+                ):
                     continue
                 raise UnknownColumn(f"{schema.keyspace}.{schema.table} has no column {name!r}")
             if not isinstance(cell, dict):

@@ -28,6 +28,9 @@ class TableSchema:
     columns: tuple[Column, ...] = ()
     """Regular (non-key, non-static) columns in schema order."""
     static: frozenset[str] = frozenset()
+    dropped: frozenset[str] = frozenset()
+    """Columns dropped from the table (``system_schema.dropped_columns``) and not added again: Cassandra
+    discards their data, so their cells in events are ignored, not unknown."""
 
     def partition_of(self, key: Key) -> Key:
         return key[: len(self.partition_key)]

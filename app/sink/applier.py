@@ -414,7 +414,7 @@ class Applier:
             entry = self.registry.refresh(*path)  # a column added: re-read the schema from Cassandra
             return to_mutation(entry.schema, env)
         except ValueMappingError:
-            current = self.registry.current(*path)  # e.g. a UDT field added: the driver already knows
+            current = self.registry.refresh(*path, types=True)  # e.g. a UDT field added
             if current is entry:
                 raise
             return to_mutation(current.schema, env)

@@ -11,7 +11,9 @@ sync, so a resolution lifts it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 import structlog
 from psycopg_pool import ConnectionPool
 
-from app.cassandra_schema import refresh_table, table_schema
+from app.cassandra_schema import dropped_columns, refresh_table, table_id, table_schema
 from app.sink.failures import SystemicFault
 from app.sink.ports import RowStore
 from app.sink.schema_sync import SyncResult, record_dropped, sync
@@ -32,6 +34,9 @@ from models.table_schema import TableSchema
 log = structlog.get_logger("cdc.schema")
 
 TablePath = tuple[str, str]
+
+
+REFRESH_INTERVAL_S = 2.0
 
 
 class TableQuarantined(SystemicFault):
@@ -63,10 +68,11 @@ class TableRegistry:
         drop_policies: dict[str, DropPolicy] | None = None,
         lock_timeout_ms: int = 2000,
         on_change: Callable[[SchemaEvent], None] | None = None,
-        table_ids: Callable[[str, str], str | None] | None = None,
+        session: Any = None,
     ) -> None:
-        self.table_ids = table_ids
-        """Cassandra's id of a table (one query): a new id means the table was dropped and created again."""
+        self.session = session
+        """For what the driver's metadata lacks: a table's id (a new id means the table was dropped and
+        created again) and its dropped columns; one query each. None: neither is known."""
         self._ids: dict[TablePath, str | None] = {}
         self.cluster = cluster
         self.pool = pool
@@ -78,6 +84,7 @@ class TableRegistry:
         self._entries: dict[TablePath, TableEntry] = {}
         self._quarantined: dict[TablePath, str] = {}
         self._dropped: set[TablePath] = set()
+        self._types_refreshed: dict[TablePath, float] = {}
         self._lock = threading.RLock()
 
     # -- lookups ------------------------------------------------------------------------------------------
@@ -90,23 +97,32 @@ class TableRegistry:
             if entry is not None:
                 return entry
             try:
-                schema = table_schema(self.cluster, keyspace, table)
+                schema = self._schema(keyspace, table)
             except UnknownTable:
-                schema = refresh_table(self.cluster, keyspace, table)
+                refresh_table(self.cluster, keyspace, table)
+                schema = self._schema(keyspace, table)
             return self._install(schema)
 
-    def refresh(self, keyspace: str, table: str) -> TableEntry:
-        """Re-read the table's schema from Cassandra (after an unknown column or a value that no longer fits
-        the cached type) and bring the mirror in step."""
+    def refresh(self, keyspace: str, table: str, types: bool = False) -> TableEntry:
+        """Re-read the table's schema from Cassandra (after an unknown column; with ``types``, its user types
+        too, after a value that no longer fits the cached type, e.g. a UDT field added before the driver
+        heard of it) and bring the mirror in step. At most one such round trip per table every
+        ``REFRESH_INTERVAL_S`` for types (a flood of bad values must not become a flood of schema reads)."""
         with self._lock:
-            return self._install(refresh_table(self.cluster, keyspace, table))
+            if types:
+                now = time.monotonic()
+                if now - self._types_refreshed.get((keyspace, table), -1e9) < REFRESH_INTERVAL_S:
+                    return self.current(keyspace, table)
+                self._types_refreshed[(keyspace, table)] = now
+            refresh_table(self.cluster, keyspace, table, types=types)
+            return self._install(self._schema(keyspace, table))
 
     def current(self, keyspace: str, table: str) -> TableEntry:
         """The entry for the driver's current schema of the table (no round trip: the driver follows
         Cassandra's schema-change events): the cached one if unchanged, else the mirror is synced first."""
         with self._lock:
             cached = self.resolve(keyspace, table)
-            schema = table_schema(self.cluster, keyspace, table)
+            schema = self._schema(keyspace, table)
             return cached if schema == cached.schema else self._install(schema)
 
     def known(self) -> list[TableEntry]:
@@ -129,12 +145,12 @@ class TableRegistry:
 
     def _check(self, path: TablePath) -> list[SchemaEvent]:
         try:
-            current = table_schema(self.cluster, *path)
+            current = self._schema(*path)
         except UnknownTable:
             return self._gone(path)
         entry = self._entries.get(path)
         self._dropped.discard(path)
-        same_id = self.table_ids is None or self._ids.get(path) == self.table_ids(*path)
+        same_id = self.session is None or self._ids.get(path) == table_id(self.session, *path)
         if entry is not None and entry.schema == current and same_id and path not in self._quarantined:
             return []
         events: list[SchemaEvent] = []
@@ -156,6 +172,15 @@ class TableRegistry:
         return [] if version is None else [self._note(path, version, "dropped", "mirror kept")]
 
     # -- installing -----------------------------------------------------------------------------------------
+    def _schema(self, keyspace: str, table: str) -> TableSchema:
+        """The driver's current schema of the table, with its dropped columns."""
+        schema = table_schema(self.cluster, keyspace, table)
+        if self.session is None:
+            return schema
+        return dataclasses.replace(
+            schema, dropped=dropped_columns(self.session, keyspace, table) - set(schema.by_name)
+        )
+
     def _spec(self, schema: TableSchema) -> MirrorSpec:
         return spec_for(schema, self.targets.get(f"{schema.keyspace}.{schema.table}"))
 
@@ -166,10 +191,10 @@ class TableRegistry:
     def _install(self, schema: TableSchema, events: list[SchemaEvent] | None = None) -> TableEntry:
         path = (schema.keyspace, schema.table)
         spec = self._spec(schema)
-        table_id = self.table_ids(*path) if self.table_ids is not None else None
+        current_id = table_id(self.session, *path) if self.session is not None else None
         with self.pool.connection() as conn, conn.transaction():
-            result = sync(conn, spec, self._policy(schema), self.lock_timeout_ms, table_id)
-        self._ids[path] = table_id
+            result = sync(conn, spec, self._policy(schema), self.lock_timeout_ms, current_id)
+        self._ids[path] = current_id
         event = self._report(path, result)
         if event is not None and events is not None:
             events.append(event)

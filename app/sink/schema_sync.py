@@ -32,7 +32,7 @@ from models.schema_diff import (
 
 _ACTUAL = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod),
-       coalesce(array_position(i.indkey::int2[], a.attnum), 0)
+       coalesce((SELECT k.ord FROM unnest(i.indkey) WITH ORDINALITY k (attnum, ord) WHERE k.attnum = a.attnum), 0)
 FROM pg_attribute a
 LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
 WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped

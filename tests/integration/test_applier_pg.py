@@ -45,7 +45,7 @@ class OneTable:
     def resolve(self, keyspace: str, table: str) -> TableEntry:
         return self.entry
 
-    def refresh(self, keyspace: str, table: str) -> TableEntry:
+    def refresh(self, keyspace: str, table: str, types: bool = False) -> TableEntry:
         return self.entry
 
     def current(self, keyspace: str, table: str) -> TableEntry:

@@ -113,7 +113,7 @@ class MemoryRegistry:
         except KeyError:
             raise UnknownTable(f"{keyspace}.{table} does not exist") from None
 
-    def refresh(self, keyspace: str, table: str) -> TableEntry:
+    def refresh(self, keyspace: str, table: str, types: bool = False) -> TableEntry:
         return self.resolve(keyspace, table)
 
     def current(self, keyspace: str, table: str) -> TableEntry:
