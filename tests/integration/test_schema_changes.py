@@ -155,6 +155,7 @@ def test_schema_changes_mid_stream_converge_without_dead_letters_and_a_recreated
         source.put("items", i, {"info": f"{{a: {i}, b: 'b{i}'}}"}, {"info": {"a": i, "b": f"b{i}"}})
     converge(cql, pg_dsn, worker, source, ["items"])
     assert dead_letters(pg_dsn, topics) == []
+    assert "consumption paused" not in worker.log_text(), worker.log_tail()  # followed online, no stall
 
     # other: dropped, then created again with another type for v
     cql.execute(f"DROP TABLE {keyspace}.other")
