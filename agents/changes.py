@@ -14,6 +14,7 @@ subscribes); the runtime is closed at shutdown.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from functools import cache
@@ -24,7 +25,7 @@ import orjson
 import structlog
 from faust.types import TP
 
-from app import metrics
+from app import capture, metrics
 from app.faust_app import app
 from app.health import health
 from app.runtime import Runtime
@@ -86,6 +87,8 @@ class Wiring:
         """The last gap sought back over, per partition: (stored offset, first offset the batch held)."""
         self.held: dict[tuple[str, int], tuple[int, int]] = {}
         """Partitions paused because PostgreSQL's offset lies beyond the topic's end: (stored, end)."""
+        self.first_seen: dict[tuple[str, str], float] = {}
+        """When the capture check first listed each table with CDC on (monotonic seconds)."""
         self.parked: dict[tuple[str, int], tuple[str, str]] = {}
         """Partitions paused because their table is quarantined (-> the table)."""
 
@@ -567,6 +570,35 @@ def unsubscribed(
         return []
     placeholder = placeholder_topic(get_settings().kafka.topic_prefix)
     return [t for t in wanted_topics if t not in subscribed and t != placeholder]
+
+
+@app.timer(interval=15.0)
+async def capture_coverage() -> None:
+    """Tables with CDC on whose change topic never appeared: not captured by the agent (see app.capture)."""
+    runtime = current_runtime()
+    if runtime.cluster is None:
+        return
+    settings = get_settings()
+    try:
+        topics = await list_topics(settings.kafka.bootstrap_servers)
+    except UNREACHABLE as error:
+        log.warning("capture check: topics not listed", error=str(error))
+        return
+    tables = capture.cdc_tables(runtime.cluster, settings.cassandra.keyspaces)
+    missing = capture.uncaptured(
+        tables,
+        topics,
+        settings.kafka.topic_prefix,
+        wiring.first_seen,
+        time.monotonic(),
+        settings.sink.capture_grace_s,
+    )
+    metrics.uncaptured_tables.set(len(missing))
+    if missing:
+        log.warning("tables not captured", tables=[".".join(p) for p in missing], causes=capture.KNOWN_CAUSES)
+        health.mark("capture", "warn", capture.describe(missing))
+    elif "capture" in health.components:
+        health.mark("capture", "up", f"{len(tables)} tables with CDC on, all with a change topic")
 
 
 def _all() -> Any:

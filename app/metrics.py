@@ -54,3 +54,6 @@ schema_changes = Counter(
 quarantined_tables = Gauge(
     "cdc_quarantined_tables", "Tables whose events wait for an operator (schema quarantine)"
 )
+uncaptured_tables = Gauge(
+    "cdc_uncaptured_tables", "Tables with cdc = true whose change topic does not exist past the grace period"
+)

@@ -89,6 +89,8 @@ class SinkSettings(BaseModel):
     dropped_columns: dict[str, Literal["keep", "drop"]] = {}
     """Per table (``"ks.tbl"``, or ``"*"`` for all): a column dropped in Cassandra is kept in the mirror and
     no longer written (``keep``, the default) or dropped (``drop``)."""
+    capture_grace_s: float = Field(default=120.0, ge=0)
+    """How long a table may have CDC on without a change topic before it is reported as not captured."""
     schema_check_interval_s: float = Field(default=5.0, gt=0)
     """How often the schema agent compares each replicated table with its mirror."""
     max_clock_skew_s: float | None = Field(default=3600.0, gt=0)

@@ -1,4 +1,4 @@
-"""``python -m stack`` / ``cdc stack``: up, down, status, logs."""
+"""``python -m stack`` / ``cdc stack``: up, down, restart, status, logs."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("services", nargs="*", metavar="service", help=f"default: {default}; of {names}")
     down = sub.add_parser("down", help="stop services this tool started (and what depends on them)")
     down.add_argument("services", nargs="*", metavar="service", help="default: all")
+    restart = sub.add_parser(
+        "restart",
+        help="stop and start services (e.g. debezium after creating a keyspace and its tables together)",
+    )
+    restart.add_argument("services", nargs="+", metavar="service", choices=list(SERVICES))
     st = sub.add_parser("status", help="show services")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     logs = sub.add_parser("logs", help="print the end of a service's log")
@@ -46,6 +51,14 @@ def cmd_down(args: argparse.Namespace, s: Settings) -> int:
     return 0
 
 
+def cmd_restart(args: argparse.Namespace, s: Settings) -> int:
+    """Stop the services (only those, not what depends on them) and start them again, waiting until ready."""
+    start = time.monotonic()
+    control.restart(args.services, s, echo)
+    echo(f"restart: ready in {time.monotonic() - start:.1f}s")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace, s: Settings) -> int:
     info = control.status(s)
     if args.json:
@@ -65,7 +78,7 @@ def cmd_logs(args: argparse.Namespace, s: Settings) -> int:
     return 0
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs}
+COMMANDS = {"up": cmd_up, "down": cmd_down, "restart": cmd_restart, "status": cmd_status, "logs": cmd_logs}
 
 
 def main(argv: list[str] | None = None) -> int:

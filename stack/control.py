@@ -132,13 +132,24 @@ def up(names: list[str], s: Settings, echo: Echo) -> None:
 
 def down(names: list[str], s: Settings, echo: Echo) -> None:
     for svc in with_dependents(names or list(SERVICES), s):
-        pid = pid_of(svc, s)
-        if pid is None:
-            continue
-        echo(f"{svc.name}: stopping (pid {pid})")
-        killed = process.stop(pid, svc.stop_signal, s.stop_timeout)
-        s.pid_file(svc.name).unlink(missing_ok=True)
-        echo(f"{svc.name}: {'killed after timeout' if killed else 'stopped'}")
+        _stop(svc, s, echo)
+
+
+def _stop(svc: Service, s: Settings, echo: Echo) -> None:
+    pid = pid_of(svc, s)
+    if pid is None:
+        return
+    echo(f"{svc.name}: stopping (pid {pid})")
+    killed = process.stop(pid, svc.stop_signal, s.stop_timeout)
+    s.pid_file(svc.name).unlink(missing_ok=True)
+    echo(f"{svc.name}: {'killed after timeout' if killed else 'stopped'}")
+
+
+def restart(names: list[str], s: Settings, echo: Echo) -> None:
+    """Stop exactly ``names`` (what depends on them keeps running) and start them again."""
+    for name in names:
+        _stop(lookup(name), s, echo)
+    up(names, s, echo)
 
 
 def service_status(svc: Service, s: Settings) -> dict[str, Any]:

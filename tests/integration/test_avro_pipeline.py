@@ -250,8 +250,8 @@ def test_avro_events_are_applied(
 
 
 def retries_logged(worker: WorkerProcess) -> int:
-    """How many "transient failure, retrying" lines the worker has logged so far."""
-    return worker.log_tail(2000).count("transient failure, retrying")
+    """How many "transient failure, consumption paused, retrying" lines the worker has logged so far."""
+    return worker.log_tail(2000).count("transient failure, consumption paused, retrying")
 
 
 def test_registry_down_is_retried_not_dead_lettered(
