@@ -14,6 +14,7 @@ from app.health import health
 from app.runtime import Runtime, dead_letter_headers
 from app.settings import load_settings
 from app.sink.applier import Applier
+from app.sink.failures import classify
 from app.sink.registry import TableEntry
 from app.testing import cql_table, debezium_cell, debezium_source
 from models.batch import Record
@@ -104,3 +105,38 @@ def test_dead_letter_headers_name_origin_reason_and_time() -> None:
     assert len(headers["cdc.error.message"]) == 4000
     assert headers["cdc.recorded_at"] == b"2026-01-02T00:00:00+00:00"
     assert headers["cdc.dlq.id"] == b"7"
+
+
+class RefusingStore(MemoryStore):
+    """Refused like a revoked privilege the first ``failures`` times it writes (systemic)."""
+
+    failures: ClassVar[int] = 0
+
+    def write(self, conn: Any, plan: Plan, now_us: int) -> None:
+        if RefusingStore.failures:
+            RefusingStore.failures -= 1
+            raise psycopg.errors.InsufficientPrivilege("permission denied for table t")
+        super().write(conn, plan, now_us)
+
+
+def test_a_systemic_failure_pauses_and_resumes_without_dead_letters() -> None:
+    store = RefusingStore()
+    RefusingStore.failures = 2
+    runtime, _, ledger = runtime_with(store)
+    outcome = asyncio.run(runtime.process([insert(0, 1), insert(1, 2)]))
+    assert outcome is not None
+    assert ledger.dead_letters == []
+    assert set(store.rows) == {(1,), (2,)}
+    assert REGISTRY.get_sample_value("cdc_paused", {"dependency": "postgres", "kind": "systemic"}) == 0.0
+
+
+def test_health_stays_down_until_the_failing_operation_itself_succeeds() -> None:
+    runtime, _, _ = runtime_with(MemoryStore())
+    error = psycopg.errors.InsufficientPrivilege("permission denied for table t")
+    runtime._failed("apply", error, classify(error), 1)
+    assert health.components["postgres"].status == "down"
+    assert health.components["postgres"].detail.startswith("systemic: psycopg.errors.InsufficientPrivilege")
+    runtime._recovered("sweep")  # another operation working does not hide the paused batch
+    assert health.components["postgres"].status == "down"
+    runtime._recovered("apply")
+    assert health.components["postgres"].status == "up"
