@@ -125,6 +125,8 @@ class Runtime:
         breaker holding callers back while open, and shown on ``/health``. Others are raised."""
 
         def retried(error: BaseException) -> bool:
+            if isinstance(error, Fenced):
+                return False  # another worker owns the partitions: never retried
             return unknown_pauses or classify(error).pauses
 
         async def before_sleep(state: Any) -> None:

@@ -139,4 +139,4 @@ def test_health_stays_down_until_the_failing_operation_itself_succeeds() -> None
     runtime._recovered("sweep")  # another operation working does not hide the paused batch
     assert health.components["postgres"].status == "down"
     runtime._recovered("apply")
-    assert health.components["postgres"].status == "up"
+    assert str(health.components["postgres"].status) == "up"
