@@ -18,8 +18,13 @@ STORAGE_TOOL = "kafka.tools.StorageTool"
 
 
 def new_cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding, never starting with "-" (the
+    storage tool would read it as an option: "argument --cluster-id/-t: expected one argument"; Kafka's own
+    ``Uuid.randomUuid`` skips those for the same reason; one id in 64 did)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class Kafka(Service):

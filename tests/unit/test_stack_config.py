@@ -53,3 +53,16 @@ def test_bad_value_names_the_variable(var: str, raw: str) -> None:
     with pytest.raises(StackError) as info:
         Settings.from_env({var: raw})
     assert info.value.message.startswith(f"{var}={raw!r}: ")
+
+
+def test_kafka_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage tool reads "-t -abc..." as a missing argument: one fresh format in 64 failed (seen in CI)."""
+    import uuid as uuid_module
+
+    from stack.services import kafka
+
+    dashed = uuid_module.UUID(bytes=b"\xfb" + bytes(15))  # base64 "-w..."
+    plain = uuid_module.UUID(bytes=bytes(16))
+    draws = iter([dashed, dashed, plain])
+    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(draws))
+    assert kafka.new_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"
