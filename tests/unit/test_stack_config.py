@@ -64,5 +64,5 @@ def test_kafka_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPat
     dashed = uuid_module.UUID(bytes=b"\xfb" + bytes(15))  # base64 "-w..."
     plain = uuid_module.UUID(bytes=bytes(16))
     draws = iter([dashed, dashed, plain])
-    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(draws))
+    monkeypatch.setattr(uuid_module, "uuid4", lambda: next(draws))
     assert kafka.new_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"
