@@ -21,7 +21,6 @@ from functools import cache
 from typing import Any, Protocol
 
 import faust
-import orjson
 import structlog
 from faust.types import TP
 
@@ -229,16 +228,10 @@ async def recheck_held(
     claims = await runtime.claim(tps)
     still = await hold_beyond_end(consumer, claims, held)
     ready = [tp for tp in tps if tp not in still]
-    earliest = await consumer.earliest_offsets(*(TP(*tp) for tp in ready)) if ready else {}
-    for tp in ready:
-        offset = claims[tp].next_offset
-        if offset is None:
-            offset = earliest[TP(*tp)]
-            runtime.expect(tp, offset)
-        await consumer.seek(TP(*tp), offset)
-        log.info("partition resumed at its stored offset", topic=tp[0], partition=tp[1], offset=offset)
+    await seek_to_claims(runtime, consumer, claims, ready)
     if ready:
         consumer.resume_partitions({TP(*tp) for tp in ready})  # a set: Faust iterates it twice
+        log.info("partitions resumed at their stored offsets", partitions=[f"{t}:{p}" for t, p in ready])
 
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -297,6 +290,33 @@ async def resume_gaps(
         await consumer.seek(TP(topic, partition), stored)
 
 
+async def claim_and_seek(
+    runtime: WorkerRuntime, consumer: Consumer, partitions: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], Claim]:
+    """Claim ``partitions`` again and seek each to where PostgreSQL says applying resumes (its earliest
+    offset if nothing was applied yet); returns the claims."""
+    claims = await runtime.claim(partitions)
+    await seek_to_claims(runtime, consumer, claims, partitions)
+    return claims
+
+
+async def seek_to_claims(
+    runtime: WorkerRuntime,
+    consumer: Consumer,
+    claims: Mapping[tuple[str, int], Claim],
+    partitions: Sequence[tuple[str, int]],
+) -> None:
+    if not partitions:
+        return
+    earliest = await consumer.earliest_offsets(*(TP(*tp) for tp in partitions))
+    for tp in partitions:
+        offset = claims[tp].next_offset
+        if offset is None:
+            offset = earliest[TP(*tp)]
+            runtime.expect(tp, offset)
+        await consumer.seek(TP(*tp), offset)
+
+
 async def reclaim_assigned(
     runtime: WorkerRuntime, consumer: Consumer, unclaimed: Sequence[tuple[str, int]]
 ) -> None:
@@ -307,14 +327,7 @@ async def reclaim_assigned(
     mine = sorted(tp for tp in unclaimed if TP(*tp) in assigned)
     if not mine:
         return
-    claims = await runtime.claim(mine)
-    earliest = await consumer.earliest_offsets(*(TP(*tp) for tp in mine))
-    for tp in mine:
-        offset = claims[tp].next_offset
-        if offset is None:
-            offset = earliest[TP(*tp)]
-            runtime.expect(tp, offset)
-        await consumer.seek(TP(*tp), offset)
+    claims = await claim_and_seek(runtime, consumer, mine)
     log.info(
         "claimed assigned partitions a batch found unclaimed",
         offsets={f"{t}:{p}": o for (t, p), o in claims.items()},
@@ -356,14 +369,8 @@ async def release_quarantined(
     ready = sorted(tp for tp, path in parked.items() if path not in quarantined)
     if not ready:
         return []
-    claims = await runtime.claim(ready)
-    earliest = await consumer.earliest_offsets(*(TP(*tp) for tp in ready))
+    claims = await claim_and_seek(runtime, consumer, ready)
     for tp in ready:
-        offset = claims[tp].next_offset
-        if offset is None:
-            offset = earliest[TP(*tp)]
-            runtime.expect(tp, offset)
-        await consumer.seek(TP(*tp), offset)
         del parked[tp]
     consumer.resume_partitions({TP(*tp) for tp in ready})  # a set: Faust iterates it twice
     log.info(
@@ -497,24 +504,13 @@ async def schema_agent() -> None:
     try:
         quarantined = await runtime.check_schemas()
         await release_quarantined(runtime, app.batching_consumer, quarantined)
-        await publish_schema_changes(runtime)
+        await runtime.publish_schema_changes(send_schema_change)
     except Exception:
         log.exception("schema agent tick failed; will retry")
 
 
-async def publish_schema_changes(runtime: Runtime) -> int:
-    """Outbox: recorded schema versions go to the schema-changes topic, keyed ``ks.table``."""
-    if runtime.pool is None:
-        return 0
-    rows = await asyncio.to_thread(runtime.pending_schema_changes)
-    for row in rows:
-        body = {**row, "detected_at": row["detected_at"].isoformat()}
-        await schema_change_topic().send(
-            key=f"{row['keyspace']}.{row['table']}".encode(), value=orjson.dumps(body)
-        )
-    if rows:
-        await asyncio.to_thread(runtime.mark_schema_changes_published, [row["id"] for row in rows])
-    return len(rows)
+async def send_schema_change(key: bytes, value: bytes) -> None:
+    await schema_change_topic().send(key=key, value=value)
 
 
 @app.timer(interval=30.0)

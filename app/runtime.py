@@ -7,7 +7,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import orjson
 import structlog
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
@@ -25,6 +27,10 @@ from app.sink.registry import SchemaEvent, TableRegistry
 from models.batch import Outcome, Record
 
 log = structlog.get_logger("cdc.runtime")
+
+DLQ_COLUMNS = 'id, topic, partition, "offset", error_type, error_message, key, value, recorded_at'
+SCHEMA_COLUMNS = 'id, keyspace, "table", version, action, cql_schema, changes, ddl, detail, detected_at'
+"""What the two outboxes (dead letters, schema versions) publish of their rows."""
 
 DEPENDENCIES = ("postgres", "cassandra", "registry", "sink")
 """The components a failure can belong to (:func:`app.sink.failures.classify`); "sink" is the worker itself."""
@@ -302,22 +308,20 @@ class Runtime:
             health.mark("schema", "up")
         return quarantined
 
-    def pending_schema_changes(self) -> list[dict[str, Any]]:
-        """Recorded schema versions not yet on the schema-changes topic (outbox)."""
-        from psycopg.rows import dict_row
-
-        assert self.pool is not None
-        with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(
-                """SELECT id, keyspace, "table", version, action, cql_schema, changes, ddl, detail, detected_at
-                   FROM _cdc_schema_metadata WHERE published_at IS NULL ORDER BY id LIMIT 500"""
+    async def publish_schema_changes(self, send: Callable[[bytes, bytes], Awaitable[None]]) -> int:
+        """Send unpublished ``_cdc_schema_metadata`` versions (JSON, keyed ``ks.table``), then mark them
+        published (outbox, like the dead letters)."""
+        if self.pool is None:
+            return 0
+        rows = await self._retrying("schema-read", self._pending, "_cdc_schema_metadata", SCHEMA_COLUMNS, 500)
+        for row in rows:
+            body = {**row, "detected_at": row["detected_at"].isoformat()}
+            await send(f"{row['keyspace']}.{row['table']}".encode(), orjson.dumps(body))
+        if rows:
+            await self._retrying(
+                "schema-mark", self._mark_published, "_cdc_schema_metadata", [r["id"] for r in rows]
             )
-            return list(cur.fetchall())
-
-    def mark_schema_changes_published(self, ids: list[int]) -> None:
-        assert self.pool is not None
-        with self.pool.connection() as conn:
-            conn.execute("UPDATE _cdc_schema_metadata SET published_at = now() WHERE id = ANY(%s)", (ids,))
+        return len(rows)
 
     def schema_versions(self, keyspace: str, table: str) -> list[dict[str, Any]]:
         from app.sink.schema_sync import versions
@@ -347,28 +351,36 @@ class Runtime:
         """Send unpublished ``_cdc_dlq_records`` to the DLQ topic, then mark them published (outbox)."""
         if self.pool is None:
             return 0
-        rows = await self._retrying("dlq-read", self._pending_dead_letters)
+        rows = await self._retrying("dlq-read", self._pending, "_cdc_dlq_records", DLQ_COLUMNS, 1000)
         for row in rows:
             await send(row["key"], row["value"], dead_letter_headers(row))
         if rows:
-            await self._retrying("dlq-mark", self._mark_published, [row["id"] for row in rows])
+            await self._retrying(
+                "dlq-mark", self._mark_published, "_cdc_dlq_records", [row["id"] for row in rows]
+            )
         return len(rows)
 
-    def _pending_dead_letters(self) -> list[dict[str, Any]]:
+    def _pending(self, table: str, columns: str, limit: int) -> list[dict[str, Any]]:
+        """The outbox rows of ``table`` (a sink table: our own constant name) not yet published."""
         from psycopg.rows import dict_row
 
         assert self.pool is not None
+        query = sql.SQL("SELECT {} FROM {} WHERE published_at IS NULL ORDER BY id LIMIT {}").format(
+            sql.SQL(columns), sql.Identifier(table), sql.Literal(limit)
+        )
         with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(
-                """SELECT id, topic, partition, "offset", error_type, error_message, key, value, recorded_at
-                   FROM _cdc_dlq_records WHERE published_at IS NULL ORDER BY id LIMIT 1000"""
-            )
+            cur.execute(query)
             return list(cur.fetchall())
 
-    def _mark_published(self, ids: list[int]) -> None:
+    def _mark_published(self, table: str, ids: list[int]) -> None:
         assert self.pool is not None
         with self.pool.connection() as conn:
-            conn.execute("UPDATE _cdc_dlq_records SET published_at = now() WHERE id = ANY(%s)", (ids,))
+            conn.execute(
+                sql.SQL("UPDATE {} SET published_at = now() WHERE id = ANY(%s)").format(
+                    sql.Identifier(table)
+                ),
+                (ids,),
+            )
 
     def close(self) -> None:
         if self.pool is not None:

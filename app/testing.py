@@ -643,6 +643,18 @@ class WorkerProcess:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
 
+def mirror_ids(pg_dsn: str, schema: str, table: str, column: str = "id") -> list[object]:
+    """The ``column`` values of a mirror, sorted ([] while the mirror does not exist yet)."""
+    query = sql.SQL("SELECT {} FROM {} ORDER BY 1").format(
+        sql.Identifier(column), sql.Identifier(schema, table)
+    )
+    with psycopg.connect(pg_dsn) as conn:
+        try:
+            return [row[0] for row in conn.execute(query)]
+        except psycopg.errors.UndefinedTable:
+            return []
+
+
 def worker_health(worker: WorkerProcess) -> tuple[int, dict[str, Any]]:
     """Status code and JSON body of the worker's ``/health`` (0 and {} while its web server is not up)."""
     url = f"http://127.0.0.1:{worker.web_port}/health"

@@ -145,6 +145,12 @@ def _stop(svc: Service, s: Settings, echo: Echo) -> None:
     echo(f"{svc.name}: {'killed after timeout' if killed else 'stopped'}")
 
 
+def finish(name: str, s: Settings) -> None:
+    """A service's set-up once it answers (e.g. PostgreSQL's CREATE DATABASE), for one that was started but
+    not awaited because another service failed first; idempotent."""
+    lookup(name).after_ready(s)
+
+
 def restart(names: list[str], s: Settings, echo: Echo) -> None:
     """Stop exactly ``names`` (what depends on them keeps running) and start them again."""
     for name in names:

@@ -115,7 +115,7 @@ class StackSession:
                 else:
                     # Started but never awaited (another service failed first): finish its set-up (e.g.
                     # PostgreSQL's CREATE DATABASE), or every test using it fails on a missing database.
-                    SERVICES[name].after_ready(self.settings)
+                    control.finish(name, self.settings)
                     self.ready.add(name)
             return
         self.started.extend(n for n in wanted if n not in before)

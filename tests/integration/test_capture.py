@@ -11,11 +11,9 @@ import time
 import urllib.request
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
 
-from app.testing import REPO, StartWorker, create_keyspace, wait_until, worker_health
+from app.testing import REPO, StartWorker, create_keyspace, mirror_ids, wait_until, worker_health
 from app.topics import list_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres", "kafka", "cassandra", "debezium")]
@@ -27,17 +25,6 @@ def uncaptured_metric(web_port: int) -> float | None:
             if line.startswith("cdc_uncaptured_tables "):
                 return float(line.split()[1])
     return None
-
-
-def mirror_ids(pg_dsn: str, keyspace: str) -> set[int]:
-    with psycopg.connect(pg_dsn) as conn:
-        try:
-            rows = conn.execute(
-                sql.SQL("SELECT id FROM {}").format(sql.Identifier(keyspace, "items"))
-            ).fetchall()
-        except psycopg.errors.UndefinedTable:
-            return set()
-    return {int(r[0]) for r in rows}
 
 
 def test_a_table_the_agent_missed_is_reported_and_replicates_after_restarting_the_agent(
@@ -79,14 +66,14 @@ def test_a_table_the_agent_missed_is_reported_and_replicates_after_restarting_th
         timeout=300,
     )
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
-    written: set[int] = set()
+    written: set[object] = set()
 
     def replicated() -> bool:
         i = 100 + len(written)
         cql.execute(f"INSERT INTO {keyspace}.items (id, v) VALUES ({i}, {i})")
         written.add(i)
         time.sleep(1)
-        return bool(written & mirror_ids(pg_dsn, keyspace))
+        return bool(written & set(mirror_ids(pg_dsn, keyspace, "items")))
 
     try:
         wait_until(replicated, 120, "the table did not replicate after the agent restarted")

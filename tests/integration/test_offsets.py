@@ -22,7 +22,6 @@ import orjson
 import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
-from psycopg import sql
 
 from app.clock import now_us
 from app.testing import (
@@ -33,6 +32,7 @@ from app.testing import (
     create_topics,
     debezium_source,
     delete_topics,
+    mirror_ids,
     produce,
     unique,
     wait_until,
@@ -70,17 +70,6 @@ def produce_transactions(bootstrap: str, topic: str, keyspace: str, batches: lis
             await producer.stop()
 
     asyncio.run(send())
-
-
-def mirror_ids(pg_dsn: str, keyspace: str) -> list[int]:
-    with psycopg.connect(pg_dsn) as conn:
-        try:
-            rows = conn.execute(
-                sql.SQL("SELECT id FROM {} ORDER BY id").format(sql.Identifier(keyspace, TABLE))
-            )
-            return [r[0] for r in rows]
-        except psycopg.errors.UndefinedTable:
-            return []
 
 
 def stored_offset(pg_dsn: str, group: str, topic: str) -> int | None:
@@ -125,7 +114,7 @@ def test_transaction_markers_are_passed_and_a_recreated_topic_is_held_until_rese
     produce_transactions(kafka_bootstrap, topic, keyspace, batches)
     expected = [i for ids in batches for i in ids]
     wait_or_fail(
-        lambda: mirror_ids(pg_dsn, keyspace) == expected,
+        lambda: mirror_ids(pg_dsn, keyspace, TABLE) == expected,
         90,
         "records after a marker were not applied",
         worker,
@@ -155,7 +144,7 @@ def test_transaction_markers_are_passed_and_a_recreated_topic_is_held_until_rese
 
     wait_or_fail(held, 90, "the offset beyond the recreated topic's end was not reported", again)
     time.sleep(3)
-    assert 100 not in mirror_ids(pg_dsn, keyspace)  # held, not applied and not skipped
+    assert 100 not in mirror_ids(pg_dsn, keyspace, TABLE)  # held, not applied and not skipped
     assert stored_offset(pg_dsn, worker.app_id, topic) == 15
 
     env = {**again.env(), "CDC_LOG_LEVEL": "WARNING"}
@@ -179,7 +168,7 @@ def test_transaction_markers_are_passed_and_a_recreated_topic_is_held_until_rese
         {"topic": topic, "partition": 0, "from": 15, "to": 0}
     ]
     wait_or_fail(
-        lambda: mirror_ids(pg_dsn, keyspace)[-2:] == [100, 101],
+        lambda: mirror_ids(pg_dsn, keyspace, TABLE)[-2:] == [100, 101],
         90,
         "the reset partition did not resume",
         again,

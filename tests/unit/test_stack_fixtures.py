@@ -49,7 +49,13 @@ def test_pg_dsn_override_drops_postgres(monkeypatch: pytest.MonkeyPatch) -> None
 @pytest.fixture
 def fake_stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     """A stack where ``kafka`` already runs; ``up`` starts the rest unless listed in ``state['broken']``."""
-    state: dict[str, Any] = {"running": {"kafka": 100}, "stopped": [], "broken": set(), "up_calls": []}
+    state: dict[str, Any] = {
+        "running": {"kafka": 100},
+        "stopped": [],
+        "broken": set(),
+        "up_calls": [],
+        "finished": [],
+    }
 
     def up(names: list[str], s: Settings, echo: Any) -> None:
         state["up_calls"].append(list(names))
@@ -68,6 +74,7 @@ def fake_stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any
     monkeypatch.setattr(control, "pid_of", lambda svc, s: state["running"].get(svc.name))
     monkeypatch.setattr(control, "service_status", lambda svc, s: {"healthy": svc.name in state["running"]})
     monkeypatch.setattr(process, "stop", stop)
+    monkeypatch.setattr(control, "finish", lambda name, s: state["finished"].append(name))
     state["session"] = sf.StackSession(Settings(dir=tmp_path), echo=lambda line: None)
     return state
 
@@ -90,6 +97,7 @@ def test_failed_service_fails_the_tests_that_need_it(fake_stack: dict[str, Any])
     session.ensure({"debezium", "postgres"})
     assert session.failed.keys() == {"cassandra", "debezium"}  # debezium depends on the broken node
     assert session.ready == {"postgres", "kafka"}
+    assert sorted(fake_stack["finished"]) == ["kafka", "postgres"]  # their set-up done though up() failed
     session.check({"kafka", "postgres"})  # unaffected tests run
     with pytest.raises(pytest.fail.Exception) as info:
         session.check({"debezium"})
