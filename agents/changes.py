@@ -27,7 +27,7 @@ from faust.types import TP
 from app import capture, metrics
 from app.faust_app import app
 from app.health import health
-from app.runtime import Runtime
+from app.runtime import Runtime, SendDeadLetter
 from app.settings import get_settings
 from app.sink.applier import Prepared
 from app.sink.checkpoints import Claim
@@ -36,9 +36,6 @@ from models.batch import Outcome, Record
 from tables import progress
 
 log = structlog.get_logger("cdc.agent")
-
-
-SendDeadLetter = Callable[[bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[None]]
 
 
 RESUBSCRIBE_PAUSE_S = 10.0
@@ -90,6 +87,8 @@ class Wiring:
         """When the capture check first listed each table with CDC on (monotonic seconds)."""
         self.parked: dict[tuple[str, int], tuple[str, str]] = {}
         """Partitions paused because their table is quarantined (-> the table)."""
+        self.assigned = False
+        """The group has assigned this worker its partitions (for ``/ready``)."""
 
 
 wiring = Wiring()
@@ -119,8 +118,13 @@ changes = app.topic(
 
 @cache
 def dead_letter_topic() -> faust.types.TopicT:
+    settings = get_settings()
     return app.topic(
-        get_settings().kafka.dlq_topic, key_serializer="raw", value_serializer="raw", partitions=1
+        settings.kafka.dlq_topic,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=1,
+        retention=timedelta(days=settings.dlq.topic_retention_days),
     )
 
 
@@ -150,6 +154,7 @@ async def close_runtime(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
 @app.on_partitions_assigned.connect  # type: ignore[arg-type]
 async def on_assigned(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
     await claim_assigned(current_runtime(), app.consumer, ours(args[0]))
+    wiring.assigned = True
 
 
 async def claim_assigned(runtime: WorkerRuntime, consumer: Consumer, mine: Sequence[tuple[str, int]]) -> None:
@@ -381,8 +386,11 @@ async def release_quarantined(
 
 
 # -- the stream ---------------------------------------------------------------------------------------------
-async def send_dead_letter(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
-    await dead_letter_topic().send(key=key, value=value, headers=headers)
+async def send_dead_letter(
+    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+) -> Awaitable[Any]:
+    """Hand one DLQ record to the producer; the result resolves when the broker acknowledges it."""
+    return await dead_letter_topic().send(key=key, value=value, headers=headers)
 
 
 async def handle_batch(

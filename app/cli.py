@@ -1,38 +1,120 @@
-"""The ``cdc`` command: Faust's CLI for the app (``cdc worker`` ...) plus the project's own commands.
+"""The ``cdc`` command: our own click group in front of Faust's CLI.
 
-The entry point validates the settings first (a bad value exits 2 naming the key), then hands over to
-Faust, which imports :mod:`agents` and :mod:`tables` by name (``autodiscover``): nothing here imports them.
+``worker``, ``demo``, ``generate``, ``offsets`` and ``schema`` run through Faust (they need the app: its
+worker, its ``@app.command`` wiring), ``stack`` is the local services' tool and ``dlq`` is plain click. Every
+other name (Faust's internals: ``livecheck``, ``send``, ``tables`` ...) still reaches Faust, unlisted; ``cdc
+faust --help`` shows them. Settings are validated before anything runs (a bad value exits 2 naming the key).
+Faust imports :mod:`agents` and :mod:`tables` by name (``autodiscover``): nothing here imports them.
 """
 
 from __future__ import annotations
 
 import sys
+from importlib.metadata import version
+from typing import Any
 
-from app.logging import configure_logging
-from app.settings import ConfigError, get_settings
+import click
+
+from app.dlq.cli import dlq
+from app.logging import configured_settings
+
+ABOUT = """cass-cdc-pg: change data capture from Apache Cassandra to PostgreSQL.
+
+Cassandra (CDC on) -> Debezium Cassandra agent -> Kafka -> `cdc worker` -> PostgreSQL, converging to
+Cassandra's own state (write timestamps, tombstones, TTLs, collections). Configuration: CDC_* environment
+variables or a TOML file named by CDC_CONFIG_FILE (see the README).
+"""
+
+THROUGH_FAUST = {
+    "worker": "Run the pipeline: consume the change topics and apply them to PostgreSQL.",
+    "demo": "The whole job on the local stack: schema, worker, writes, live summary, comparison.",
+    "generate": "Write a realistic CQL mix to the demo keyspace.",
+    "offsets": "Show or reset the offsets PostgreSQL keeps for each partition.",
+    "schema": "Show a table's recorded schema versions, or resolve its quarantine.",
+}
+ORDER = ("worker", "stack", "demo", "generate", "dlq", "offsets", "schema")
 
 
-def _run_faust() -> None:
-    if "worker" in sys.argv[1:]:
+def run_faust(args: list[str]) -> None:
+    """Hand ``args`` to Faust's CLI for our app (it exits)."""
+    settings = configured_settings()
+    if args[:1] == ["worker"]:
         from app.topics import wait_for_kafka
 
-        wait_for_kafka(get_settings().kafka.bootstrap_servers)
+        wait_for_kafka(settings.kafka.bootstrap_servers)
     import app.commands  # noqa: F401  (registers the project subcommands)
     from app.faust_app import app as faust_app
 
+    sys.argv = ["cdc", *args]
     faust_app.main()
 
 
-def main() -> None:
-    argv = sys.argv[1:]
-    if argv and argv[0] == "stack":
-        from stack.cli import main as stack_main
+def _through_faust(name: str, help_text: str, hidden: bool = False) -> click.Command:
+    @click.pass_context
+    def callback(ctx: click.Context) -> None:
+        run_faust([name, *ctx.args] if name != "faust" else ctx.args or ["--help"])
 
-        sys.exit(stack_main(argv[1:]))
-    try:
-        settings = get_settings()
-    except ConfigError as error:
-        print(f"cdc: {error}", file=sys.stderr)
-        sys.exit(2)
-    configure_logging(settings.log_level, settings.log_format)
-    _run_faust()
+    return click.Command(
+        name,
+        callback=callback,
+        help=help_text,
+        short_help=help_text,
+        hidden=hidden,
+        add_help_option=False,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+
+
+class CdcGroup(click.Group):
+    """Our commands in our order; any other name goes to Faust (its own internals, not listed)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*ORDER, "faust"]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None:
+            return found
+        if cmd_name in THROUGH_FAUST:
+            return _through_faust(cmd_name, THROUGH_FAUST[cmd_name])
+        if cmd_name == "faust":
+            return _through_faust("faust", "Faust's own commands (livecheck, send, tables, ...).")
+        return _through_faust(cmd_name, "", hidden=True)
+
+
+def _version(ctx: click.Context, _: Any, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"cass-cdc-pg {version('cass-cdc-pg')} (faust-streaming {version('faust-streaming')})")
+    ctx.exit()
+
+
+@click.group(cls=CdcGroup, help=ABOUT, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_version,
+    help="Show the version and exit.",
+)
+def cli() -> None:
+    pass
+
+
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False
+)
+@click.pass_context
+def stack(ctx: click.Context) -> None:
+    """The local services on 127.0.0.1 (no Docker): up, down, restart, status, logs."""
+    from stack.cli import main as stack_main
+
+    sys.exit(stack_main(ctx.args))
+
+
+cli.add_command(dlq)
+
+
+def main() -> None:
+    cli(prog_name="cdc")

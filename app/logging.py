@@ -40,12 +40,45 @@ def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mut
     return event_dict
 
 
+class _Level:
+    """The level below which events are dropped; changed at run time by :func:`set_level`."""
+
+    value = logging.INFO
+
+
+def set_level(level: str) -> None:
+    """Change the log level of a running process (``PATCH /config``)."""
+    _Level.value = logging.getLevelName(level)
+    logging.getLogger().setLevel(_Level.value)
+
+
+def _by_level(_: Any, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    if logging.getLevelName(method.upper()) < _Level.value:
+        raise structlog.DropEvent
+    return event_dict
+
+
+def configured_settings() -> Any:
+    """The validated settings, with logging configured from them; a bad value exits 2 naming the key."""
+    from app.settings import ConfigError, get_settings
+
+    try:
+        settings = get_settings()
+    except ConfigError as error:
+        print(f"cdc: {error}", file=sys.stderr)
+        sys.exit(2)
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     """Route structlog and the standard library (Faust, aiokafka) through one renderer."""
+    set_level(level)
     renderer: Any = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
     shared: list[Any] = [
+        _by_level,
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -53,7 +86,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     structlog.configure(
         # redaction after format_exc_info: a traceback's exception messages (libpq's included) are text then
         processors=[*shared, structlog.processors.format_exc_info, redact_secrets, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )

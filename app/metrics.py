@@ -57,3 +57,10 @@ quarantined_tables = Gauge(
 uncaptured_tables = Gauge(
     "cdc_uncaptured_tables", "Tables with cdc = true whose change topic does not exist past the grace period"
 )
+dlq_replayed = Counter(
+    "cdc_dlq_replayed_total", "Dead letters replayed, by outcome (replayed, failed again)", ["outcome"]
+)
+dlq_replay_jobs = Gauge("cdc_dlq_replay_running", "Replay jobs this worker is running")
+dlq_unpublished = Gauge(
+    "cdc_dlq_unpublished", "Dead letters leased by this worker and not yet acknowledged by the DLQ topic"
+)

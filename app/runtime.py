@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -15,6 +17,7 @@ from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from app import metrics
 from app.cassandra_session import connect
+from app.dlq.replay import Progress, Replayer, run_job
 from app.health import health
 from app.settings import Settings
 from app.sink.applier import Applier, Prepared
@@ -28,9 +31,11 @@ from models.batch import Outcome, Record
 
 log = structlog.get_logger("cdc.runtime")
 
-DLQ_COLUMNS = 'id, topic, partition, "offset", error_type, error_message, key, value, recorded_at'
 SCHEMA_COLUMNS = 'id, keyspace, "table", version, action, cql_schema, changes, ddl, detail, detected_at'
-"""What the two outboxes (dead letters, schema versions) publish of their rows."""
+"""What the schema-version outbox publishes of its rows."""
+
+SendDeadLetter = Callable[[bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[Awaitable[Any]]]
+"""Sends one DLQ record; what it returns resolves when the broker acknowledges it."""
 
 DEPENDENCIES = ("postgres", "cassandra", "registry", "sink")
 """The components a failure can belong to (:func:`app.sink.failures.classify`); "sink" is the worker itself."""
@@ -62,6 +67,10 @@ class Runtime:
         }
         """One per dependency: after repeated failures every caller (batches, sweep, outbox) waits for the
         half-open probe instead of each retrying on its own."""
+        self.owner = f"{settings.app_id}@{socket.gethostname()}:{os.getpid()}"
+        """Who leases dead letters and runs replay jobs (shown in ``_cdc_dlq_replays.owner``)."""
+        self._in_flight: dict[int, tuple[asyncio.Future[Any], bool]] = {}
+        """Dead letters sent but not yet acknowledged (-> the send, whether it was cut)."""
         self._failing: dict[str, dict[str, str]] = {name: {} for name in DEPENDENCIES}
         """Per dependency, the operations now failing on it (-> transient | systemic): it shows as down on
         ``/health`` until every one of them has succeeded again (a sweep that works does not hide a batch
@@ -345,20 +354,111 @@ class Runtime:
         return changed
 
     # -- dead letters -------------------------------------------------------------------------------------
-    async def publish_dead_letters(
-        self, send: Callable[[bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[None]]
-    ) -> int:
-        """Send unpublished ``_cdc_dlq_records`` to the DLQ topic, then mark them published (outbox)."""
+    async def publish_dead_letters(self, send: SendDeadLetter) -> int:
+        """One round of the DLQ outbox (:mod:`app.dlq.outbox`): lease unpublished rows, send them, mark those
+        the broker acknowledged within ``dlq.ack_timeout_s``; the number published."""
         if self.pool is None:
             return 0
-        rows = await self._retrying("dlq-read", self._pending, "_cdc_dlq_records", DLQ_COLUMNS, 1000)
+        d = self.settings.dlq
+        rows = await self._retrying("dlq-lease", self._dlq_lease, d.publish_batch, d.publish_lease_s)
+        errors: dict[int, str] = {}
+        waiting: dict[int, asyncio.Future[Any]] = {}
         for row in rows:
-            await send(row["key"], row["value"], dead_letter_headers(row))
-        if rows:
-            await self._retrying(
-                "dlq-mark", self._mark_published, "_cdc_dlq_records", [row["id"] for row in rows]
+            record_id = int(row["id"])
+            if record_id not in self._in_flight:
+                try:
+                    self._in_flight[record_id] = await self._send_letter(send, row, d.max_message_bytes)
+                except Exception as error:
+                    errors[record_id] = describe(error)
+                    continue
+            waiting[record_id] = self._in_flight[record_id][0]
+        if waiting:
+            await asyncio.wait(waiting.values(), timeout=d.ack_timeout_s)
+        acked, cut = self._acknowledged(waiting, errors)
+        if acked or errors:
+            await self._retrying("dlq-mark", self._dlq_settle, acked, cut, errors)
+        if errors:
+            log.warning("dead letters not published; retried later", errors=dict(list(errors.items())[:5]))
+        return len(acked)
+
+    @staticmethod
+    async def _send_letter(
+        send: SendDeadLetter, row: dict[str, Any], max_bytes: int
+    ) -> tuple[asyncio.Future[Any], bool]:
+        from app.dlq.outbox import message
+
+        key, value, headers, cut = message(row, max_bytes)
+        return asyncio.ensure_future(await send(key, value, headers)), cut
+
+    def _acknowledged(
+        self, waiting: dict[int, asyncio.Future[Any]], errors: dict[int, str]
+    ) -> tuple[list[int], list[int]]:
+        """The sends acknowledged (and which of them were cut); failed ones go to ``errors``; those still in
+        flight stay in ``_in_flight`` for the next round (never sent twice)."""
+        acked, cut = [], []
+        for record_id, future in waiting.items():
+            if not future.done():
+                continue
+            _, truncated = self._in_flight.pop(record_id)
+            error = None if future.cancelled() else future.exception()
+            if future.cancelled() or error is not None:
+                errors[record_id] = describe(error) if error is not None else "send cancelled"
+                continue
+            acked.append(record_id)
+            if truncated:
+                cut.append(record_id)
+        return acked, cut
+
+    def _dlq_lease(self, limit: int, lease_s: float) -> list[dict[str, Any]]:
+        from app.dlq import outbox
+
+        assert self.pool is not None
+        with self.pool.connection() as conn:
+            return outbox.lease(conn, self.owner, limit, lease_s)
+
+    def _dlq_settle(self, acked: list[int], cut: list[int], errors: dict[int, str]) -> None:
+        from app.dlq import outbox
+
+        assert self.pool is not None
+        with self.pool.connection() as conn, conn.transaction():
+            outbox.published(conn, acked, cut)
+            outbox.failed(conn, errors)
+
+    # -- replay -------------------------------------------------------------------------------------------
+    async def replayer(self) -> Replayer:
+        applier = await self.ensure_started()
+        assert self.pool is not None
+        return Replayer(self.pool, applier, self.settings.kafka.topic_prefix, self.owner)
+
+    async def call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a blocking step between batches (one at a time per worker), retried like them while paused."""
+        async with self._work_lock:
+            return await self._retrying(what, fn, *args)
+
+    async def run_replay(
+        self, job: dict[str, Any], on_progress: Callable[[Progress], None]
+    ) -> dict[str, Any] | None:
+        """Run a claimed replay job to its end (:func:`app.dlq.replay.run_job`)."""
+        replayer = await self.replayer()
+        seen = {"replayed": int(job["replayed"]), "failed": int(job["failed"])}
+
+        def observed(progress: Progress) -> None:
+            for outcome, now in (("replayed", progress.replayed), ("failed", progress.failed)):
+                metrics.dlq_replayed.labels(outcome).inc(now - seen[outcome])
+                seen[outcome] = now
+            on_progress(progress)
+
+        final = await run_job(replayer, job, self.call, observed)
+        if final is not None:
+            log.info(
+                "replay finished",
+                replay_id=final["id"],
+                status=final["status"],
+                replayed=final["replayed"],
+                failed=final["failed"],
+                error=final["error"],
             )
-        return len(rows)
+        return final
 
     def _pending(self, table: str, columns: str, limit: int) -> list[dict[str, Any]]:
         """The outbox rows of ``table`` (a sink table: our own constant name) not yet published."""
@@ -387,16 +487,3 @@ class Runtime:
             self.pool.close()
         if self.cluster is not None:
             self.cluster.shutdown()
-
-
-def dead_letter_headers(row: dict[str, Any]) -> list[tuple[str, bytes]]:
-    """Kafka headers of a dead letter: where it came from, why, and when (pure)."""
-    return [
-        ("cdc.origin.topic", str(row["topic"]).encode()),
-        ("cdc.origin.partition", str(row["partition"]).encode()),
-        ("cdc.origin.offset", str(row["offset"]).encode()),
-        ("cdc.error.type", str(row["error_type"]).encode()),
-        ("cdc.error.message", str(row["error_message"]).encode()[:4000]),
-        ("cdc.recorded_at", row["recorded_at"].isoformat().encode()),
-        ("cdc.dlq.id", str(row["id"]).encode()),
-    ]

@@ -75,6 +75,34 @@ class RegistrySettings(BaseModel):
 class WebSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=6066, ge=1, le=65535)
+    token: SecretStr | None = None
+    """Bearer token of the management API: every mutating endpoint and every one that returns payloads or
+    configuration needs ``Authorization: Bearer <token>``. Unset: those endpoints are off (403)."""
+
+    @field_validator("token")
+    @classmethod
+    def _token_is_long(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+
+class DlqSettings(BaseModel):
+    topic_retention_days: float = Field(default=30.0, gt=0)
+    """Retention of the DLQ topic, set when the worker creates it."""
+    retention_days: float = Field(default=30.0, gt=0)
+    """Closed dead letters (replayed, resolved, ignored) older than this are purged from PostgreSQL."""
+    replay_rate: float | None = Field(default=None, gt=0)
+    """Records per second of every replay that names no rate (None: as fast as it goes). Hot-reloadable."""
+    max_message_bytes: int = Field(default=1_000_000, ge=16_384)
+    """The producer's request limit: a longer dead letter is published cut, with a ``cdc.truncated`` header."""
+    ack_timeout_s: float = Field(default=30.0, gt=0)
+    """How long one outbox round waits for the broker's acknowledgements."""
+    publish_batch: int = Field(default=500, ge=1)
+    publish_lease_s: float = Field(default=300.0, gt=0)
+    """How long rows leased by one worker's outbox are left alone by the others."""
+    job_stale_s: float = Field(default=60.0, gt=0)
+    """A running replay job without a heartbeat for this long is taken over (its worker died)."""
 
 
 class SinkSettings(BaseModel):
@@ -123,6 +151,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     web: WebSettings = WebSettings()
     sink: SinkSettings = SinkSettings()
+    dlq: DlqSettings = DlqSettings()
 
     @classmethod
     def settings_customise_sources(

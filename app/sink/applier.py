@@ -20,7 +20,7 @@ from app.sink.checkpoints import Claim, Fenced
 from app.sink.failures import classify, dead_letter_error
 from app.sink.ledger import PostgresLedger
 from app.sink.ports import CollectionReader, ConnectionSource, Ledger, TableResolver
-from app.sink.registry import TableEntry
+from app.sink.registry import TableEntry, TableQuarantined
 from app.sink.stages import StageObserver, ignore, timed
 from models.batch import TP, DeadLetter, Outcome, Record, TablePath
 from models.convergence import EMPTY_ROW, RowState, apply_readback
@@ -286,6 +286,33 @@ class Applier:
             c, a, f = self._bisecting(conn, half, now)
             changed, applied, failed = changed + c, applied + a, failed + f
         return changed, applied, failed
+
+    def replay(self, conn: Connection[Any], records: Sequence[Record]) -> list[DeadLetter]:
+        """Apply dead letters again through the stream's path (decode, map, merge under Cassandra's rules, the
+        same partition locks), inside the caller's transaction, without touching offsets: an old event cannot
+        overwrite newer data and a second replay changes nothing (the merge is a lattice join). Returns the
+        records that fail again (typed); the others took effect. Failures that pause (a dependency down, a
+        quarantined table) are raised, and nothing of the chunk commits."""
+        decoded, dead = self._decode(records, Outcome())
+        held = self.registry.quarantined()
+        for path in decoded:
+            if path in held:
+                raise TableQuarantined(
+                    f"{'.'.join(path)} is quarantined ({held[path]}): replay it once resolved"
+                )
+        tables = {
+            path: table_work(self.registry.resolve(*path), [m for _, m in items], [r for r, _ in items])
+            for path, items in decoded.items()
+        }
+        keys: set[int] = set()
+        for (keyspace, table), work in tables.items():
+            keys.update(lock_order(keyspace, table, work.needs.partitions))
+        self.ledger.lock_partitions(conn, sorted(keys))
+        now = now_us()
+        for work in tables.values():
+            _, _, failed = self._bisecting(conn, work, now)
+            dead.extend(_dead_letter(record, error) for record, error in failed)
+        return dead
 
     def sweep(self, tables: Iterable[TablePath], grace_s: int, limit: int = 5000) -> int:
         """Apply TTL expiry (no event announces it) and forget tombstones past the grace period."""

@@ -171,4 +171,37 @@ META_DDL: tuple[sql.SQL, ...] = (
     # Upgrades of sink tables created by earlier versions.
     sql.SQL("ALTER TABLE _cdc_checkpoints ADD COLUMN IF NOT EXISTS events bigint NOT NULL DEFAULT 0"),
     sql.SQL("ALTER TABLE _cdc_dlq_records ADD COLUMN IF NOT EXISTS published_at timestamptz"),
+    # Dead-letter replay (app/dlq): status, attempts and history per record, and the replay jobs.
+    sql.SQL(
+        """ALTER TABLE _cdc_dlq_records
+            ADD COLUMN IF NOT EXISTS status text NOT NULL DEFAULT 'pending' CHECK (status IN
+                ('pending', 'replaying', 'replayed', 'resolved', 'ignored', 'failed')),
+            ADD COLUMN IF NOT EXISTS retry_count integer NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS last_error text,
+            ADD COLUMN IF NOT EXISTS resolution_note text,
+            ADD COLUMN IF NOT EXISTS replay_id bigint,
+            ADD COLUMN IF NOT EXISTS history jsonb NOT NULL DEFAULT '[]',
+            ADD COLUMN IF NOT EXISTS truncated boolean NOT NULL DEFAULT false,
+            ADD COLUMN IF NOT EXISTS publish_attempts integer NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS publish_error text,
+            ADD COLUMN IF NOT EXISTS publish_owner text,
+            ADD COLUMN IF NOT EXISTS publish_lease timestamptz"""
+    ),
+    sql.SQL("CREATE INDEX IF NOT EXISTS _cdc_dlq_records_status_idx ON _cdc_dlq_records (status, id)"),
+    sql.SQL(
+        "CREATE INDEX IF NOT EXISTS _cdc_dlq_records_unpublished_idx ON _cdc_dlq_records (id) "
+        "WHERE published_at IS NULL"
+    ),
+    sql.SQL(
+        """CREATE TABLE IF NOT EXISTS _cdc_dlq_replays (
+            id bigserial PRIMARY KEY, filter jsonb NOT NULL, mode text NOT NULL
+                CHECK (mode IN ('immediate', 'scheduled', 'rate-limited')),
+            rate double precision, scheduled_at timestamptz NOT NULL DEFAULT now(),
+            status text NOT NULL DEFAULT 'scheduled'
+                CHECK (status IN ('scheduled', 'running', 'done', 'failed', 'cancelled')),
+            requested_by text NOT NULL DEFAULT '', owner text, heartbeat_at timestamptz,
+            created_at timestamptz NOT NULL DEFAULT now(), started_at timestamptz, finished_at timestamptz,
+            matched integer NOT NULL DEFAULT 0, replayed integer NOT NULL DEFAULT 0,
+            failed integer NOT NULL DEFAULT 0, error text)"""
+    ),
 )

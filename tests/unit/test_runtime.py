@@ -4,14 +4,13 @@ a fenced batch is dropped and its claims released, an unexpected error isolates 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from typing import Any, ClassVar
 
 import psycopg
 from prometheus_client import REGISTRY
 
 from app.health import health
-from app.runtime import Runtime, dead_letter_headers
+from app.runtime import Runtime
 from app.settings import load_settings
 from app.sink.applier import Applier
 from app.sink.failures import classify
@@ -87,24 +86,6 @@ def test_an_unexpected_error_dead_letters_only_the_failing_record() -> None:
     assert outcome is not None
     assert [(d.record.offset, d.reason) for d in ledger.dead_letters] == [(1, "internal_error")]
     assert set(store.rows) == {(1,), (3,)}
-
-
-def test_dead_letter_headers_name_origin_reason_and_time() -> None:
-    row = {
-        "id": 7,
-        "topic": TOPIC,
-        "partition": 0,
-        "offset": 41,
-        "error_type": "malformed_event",
-        "error_message": "x" * 5000,
-        "recorded_at": dt.datetime(2026, 1, 2, tzinfo=dt.UTC),
-    }
-    headers = dict(dead_letter_headers(row))
-    assert headers["cdc.origin.offset"] == b"41"
-    assert headers["cdc.error.type"] == b"malformed_event"
-    assert len(headers["cdc.error.message"]) == 4000
-    assert headers["cdc.recorded_at"] == b"2026-01-02T00:00:00+00:00"
-    assert headers["cdc.dlq.id"] == b"7"
 
 
 class RefusingStore(MemoryStore):
