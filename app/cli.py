@@ -107,7 +107,7 @@ def cli() -> None:
 )
 @click.pass_context
 def stack(ctx: click.Context) -> None:
-    """The local services on 127.0.0.1 (no Docker): up, down, restart, status, logs."""
+    """The local services on 127.0.0.1, no Docker (cdc stack --help)."""
     from stack.cli import main as stack_main
 
     sys.exit(stack_main(ctx.args))

@@ -13,13 +13,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import orjson
 import psycopg
 
 from app.dlq import store
+from app.logging import configured_settings
 from app.settings import Settings, get_settings
 from models.dlq import (
     CLOSED,
@@ -96,9 +97,18 @@ def _filter(
         raise click.UsageError(str(error)) from None
 
 
+def _not_found(message: str, as_json: bool) -> NoReturn:
+    """Exit 3; with ``--json`` the error is a JSON document on stdout too (the API's error body)."""
+    if as_json:
+        click.echo(_json({"error": {"code": "not_found", "message": message}}))
+    click.echo(message, err=True)
+    sys.exit(EXIT_NOT_FOUND)
+
+
 @click.group(name="dlq")
 def dlq() -> None:
     """Dead letters: list, show, replay, resolve, ignore, purge."""
+    configured_settings()  # a bad value exits 2 naming the key, before any command runs
 
 
 @dlq.command(name="list")
@@ -137,8 +147,7 @@ def show(record_id: int, as_json: bool) -> None:
     with _connection(settings) as conn:
         row = store.record(conn, record_id)
     if row is None:
-        click.echo(f"no dead letter {record_id}", err=True)
-        sys.exit(EXIT_NOT_FOUND)
+        _not_found(f"no dead letter {record_id}", as_json)
     if as_json:
         click.echo(_json(row))
         return
@@ -188,13 +197,13 @@ def replay(
     if dry_run:
         _dry_run(settings, request.filter.with_default_statuses(REPLAYABLE), as_json)
         return
-    with _connection(settings) as conn:
-        job = store.create_job(conn, request, requested_by="cli")
     if request.mode is Mode.SCHEDULED:
+        with _connection(settings) as conn:
+            job = store.create_job(conn, request, requested_by="cli")
         body = {"replay_id": job["id"], "status": job["status"], "scheduled_at": job["scheduled_at"]}
         click.echo(_json(body) if as_json else f"replay {job['id']} scheduled at {job['scheduled_at']}")
         return
-    final = asyncio.run(_run_here(settings, int(job["id"])))
+    final = asyncio.run(_run_here(settings, request))
     _report(final, as_json)
 
 
@@ -210,15 +219,16 @@ def _dry_run(settings: Settings, f: DlqFilter, as_json: bool) -> None:
     click.echo(f"would replay {matched} dead letters")
 
 
-async def _run_here(settings: Settings, job_id: int) -> dict[str, Any]:
+async def _run_here(settings: Settings, request: ReplayRequest) -> dict[str, Any]:
+    """Create the job as running under this process and run it (connected first: the job's heartbeat
+    starts with its first chunk)."""
     from app.runtime import Runtime
 
     runtime = Runtime(settings)
     try:
-        replayer = await runtime.replayer()
-        job = await asyncio.to_thread(replayer.claim, settings.dlq.job_stale_s, job_id)
-        if job is None:
-            raise click.ClickException(f"replay {job_id} was taken by a worker first")
+        await runtime.replayer()
+        with _connection(settings) as conn:
+            job = store.create_job(conn, request, requested_by="cli", owner=runtime.owner)
         with _Bar() as bar:
             final = await runtime.run_replay(job, bar.update)
     finally:
@@ -289,8 +299,7 @@ def status(replay_id: int, as_json: bool) -> None:
     with _connection(settings) as conn:
         found = store.job(conn, replay_id)
     if found is None:
-        click.echo(f"no replay {replay_id}", err=True)
-        sys.exit(EXIT_NOT_FOUND)
+        _not_found(f"no replay {replay_id}", as_json)
     if as_json:
         click.echo(_json(found))
         return

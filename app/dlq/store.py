@@ -107,14 +107,33 @@ def purge(conn: Connection[Any], older_than: timedelta, statuses: Sequence[str])
 
 
 # -- replay jobs ----------------------------------------------------------------------------------------------
-def create_job(conn: Connection[Any], request: ReplayRequest, requested_by: str) -> dict[str, Any]:
-    """A new job (``scheduled``: a worker's timer starts it at ``scheduled_at``)."""
+def create_job(
+    conn: Connection[Any], request: ReplayRequest, requested_by: str, owner: str | None = None
+) -> dict[str, Any]:
+    """A new job: ``scheduled`` (a worker's timer starts it at ``scheduled_at``), or already ``running``
+    under ``owner`` (the CLI runs it itself; should it die, a worker takes the job over once stale)."""
     query = sql.SQL(
-        """INSERT INTO _cdc_dlq_replays (filter, mode, rate, scheduled_at, requested_by)
-           VALUES (%s, %s, %s, coalesce(%s, now()), %s) RETURNING {}"""
+        """INSERT INTO _cdc_dlq_replays (filter, mode, rate, scheduled_at, requested_by, status, owner,
+                                         heartbeat_at, started_at)
+           VALUES (%s, %s, %s, coalesce(%s, now()), %s, %s, %s,
+                   CASE WHEN %s THEN now() END, CASE WHEN %s THEN now() END)
+           RETURNING {}"""
     ).format(sql.SQL(JOB))
     body = Jsonb(request.filter.as_dict())
-    return _rows(conn, query, (body, request.mode.value, request.rate, request.at, requested_by))[0]
+    running = owner is not None
+    status = "running" if running else "scheduled"
+    params = (
+        body,
+        request.mode.value,
+        request.rate,
+        request.at,
+        requested_by,
+        status,
+        owner,
+        running,
+        running,
+    )
+    return _rows(conn, query, params)[0]
 
 
 def job(conn: Connection[Any], job_id: int) -> dict[str, Any] | None:
@@ -145,17 +164,26 @@ def claim_job(
 
 
 def take_records(conn: Connection[Any], job_row: dict[str, Any], prefix: str) -> int:
-    """Put the records the job's filter matches under the job (``replaying``), once per job; how many it
-    holds. A record another job holds is not taken (the UPDATE waits for its lock, then re-checks)."""
-    f = DlqFilter.from_dict(job_row["filter"]).with_default_statuses(REPLAYABLE)
-    if job_row["matched"] == 0:
+    """Put the records the job's filter matches under the job (``replaying``), once per job (the job's row
+    is locked: a second runner of the same job finds them taken); how many it holds. A record another job
+    holds is not taken (the UPDATE waits for its lock, then re-checks)."""
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT matched, taken_at FROM _cdc_dlq_replays WHERE id = %s FOR UPDATE", (job_row["id"],)
+        ).fetchone()
+        assert row is not None, job_row["id"]
+        if row[1] is not None:
+            return int(row[0])
+        f = DlqFilter.from_dict(job_row["filter"]).with_default_statuses(REPLAYABLE)
         query = sql.SQL(
-            "UPDATE _cdc_dlq_records SET status = 'replaying', replay_id = %s WHERE {} AND status <> 'replaying'"
+            "UPDATE _cdc_dlq_records SET status = 'replaying', replay_id = %s "
+            "WHERE {} AND status <> 'replaying'"
         ).format(where(f, prefix))
         taken = conn.execute(query, (job_row["id"],)).rowcount
-        conn.execute("UPDATE _cdc_dlq_replays SET matched = %s WHERE id = %s", (taken, job_row["id"]))
+        conn.execute(
+            "UPDATE _cdc_dlq_replays SET matched = %s, taken_at = now() WHERE id = %s", (taken, job_row["id"])
+        )
         return taken
-    return int(job_row["matched"])
 
 
 def next_records(conn: Connection[Any], job_id: int, limit: int) -> list[dict[str, Any]]:

@@ -202,6 +202,7 @@ META_DDL: tuple[sql.SQL, ...] = (
             requested_by text NOT NULL DEFAULT '', owner text, heartbeat_at timestamptz,
             created_at timestamptz NOT NULL DEFAULT now(), started_at timestamptz, finished_at timestamptz,
             matched integer NOT NULL DEFAULT 0, replayed integer NOT NULL DEFAULT 0,
-            failed integer NOT NULL DEFAULT 0, error text)"""
+            failed integer NOT NULL DEFAULT 0, error text, taken_at timestamptz)"""
     ),
+    sql.SQL("ALTER TABLE _cdc_dlq_replays ADD COLUMN IF NOT EXISTS taken_at timestamptz"),
 )
