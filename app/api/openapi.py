@@ -260,14 +260,14 @@ PATHS: dict[str, dict[str, Any]] = {
     "/schemas/{name}": {
         "get": {
             **_op(
-                "Recorded schema versions of keyspace.table", "SchemaVersions", {400: "bad name", 404: "none"}
+                "Recorded schema versions of keyspace.table", "SchemaVersions", {400: "bad name", 404: "none", 503: "not started"}
             ),
             "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
         }
     },
     "/dlq/records": {
         "get": {
-            **_op("Dead letters (no payloads), paged", "DlqPage", {400: "bad query"}, auth=True),
+            **_op("Dead letters (no payloads), paged", "DlqPage", {400: "bad query", 503: "not connected"}, auth=True),
             "parameters": _PAGE,
         }
     },
@@ -276,7 +276,7 @@ PATHS: dict[str, dict[str, Any]] = {
             **_op(
                 "One dead letter with its payload and history",
                 "DlqRecord",
-                {404: "no such record"},
+                {400: "id is not an integer", 404: "no such record", 503: "not connected"},
                 auth=True,
             ),
             "parameters": [_ID],
@@ -285,7 +285,7 @@ PATHS: dict[str, dict[str, Any]] = {
     "/dlq/records/{id}/resolve": {
         "post": {
             **_op(
-                "Mark a dead letter resolved", "Resolved", {404: "no such record"}, auth=True, body="Resolve"
+                "Mark a dead letter resolved", "Resolved", {400: "id is not an integer", 404: "no such record", 503: "not connected"}, auth=True, body="Resolve"
             ),
             "parameters": [_ID],
         }
@@ -293,7 +293,7 @@ PATHS: dict[str, dict[str, Any]] = {
     "/dlq/records/{id}/ignore": {
         "post": {
             **_op(
-                "Mark a dead letter ignored", "Resolved", {404: "no such record"}, auth=True, body="Resolve"
+                "Mark a dead letter ignored", "Resolved", {400: "id is not an integer", 404: "no such record", 503: "not connected"}, auth=True, body="Resolve"
             ),
             "parameters": [_ID],
         }
@@ -302,7 +302,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": _op(
             "Start (or schedule) a replay",
             "ReplayAccepted",
-            {400: "bad request"},
+            {400: "bad request", 503: "not connected"},
             auth=True,
             body="ReplayRequest",
             status=202,
@@ -310,7 +310,7 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/dlq/replay/{id}": {
         "get": {
-            **_op("A replay's status and counts", "Replay", {404: "no such replay"}, auth=True),
+            **_op("A replay's status and counts", "Replay", {400: "id is not an integer", 404: "no such replay", 503: "not connected"}, auth=True),
             "parameters": [_ID],
         }
     },
