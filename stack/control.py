@@ -151,10 +151,15 @@ def finish(name: str, s: Settings) -> None:
     lookup(name).after_ready(s)
 
 
-def restart(names: list[str], s: Settings, echo: Echo) -> None:
-    """Stop exactly ``names`` (what depends on them keeps running) and start them again."""
+def stop(names: list[str], s: Settings, echo: Echo) -> None:
+    """Stop exactly ``names`` (what depends on them keeps running, e.g. to see it ride out an outage)."""
     for name in names:
         _stop(lookup(name), s, echo)
+
+
+def restart(names: list[str], s: Settings, echo: Echo) -> None:
+    """Stop exactly ``names`` (what depends on them keeps running) and start them again."""
+    stop(names, s, echo)
     up(names, s, echo)
 
 

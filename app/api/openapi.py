@@ -260,14 +260,21 @@ PATHS: dict[str, dict[str, Any]] = {
     "/schemas/{name}": {
         "get": {
             **_op(
-                "Recorded schema versions of keyspace.table", "SchemaVersions", {400: "bad name", 404: "none", 503: "not started"}
+                "Recorded schema versions of keyspace.table",
+                "SchemaVersions",
+                {400: "bad name", 404: "none", 503: "not started"},
             ),
             "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
         }
     },
     "/dlq/records": {
         "get": {
-            **_op("Dead letters (no payloads), paged", "DlqPage", {400: "bad query", 503: "not connected"}, auth=True),
+            **_op(
+                "Dead letters (no payloads), paged",
+                "DlqPage",
+                {400: "bad query", 503: "not connected"},
+                auth=True,
+            ),
             "parameters": _PAGE,
         }
     },
@@ -285,7 +292,11 @@ PATHS: dict[str, dict[str, Any]] = {
     "/dlq/records/{id}/resolve": {
         "post": {
             **_op(
-                "Mark a dead letter resolved", "Resolved", {400: "id is not an integer", 404: "no such record", 503: "not connected"}, auth=True, body="Resolve"
+                "Mark a dead letter resolved",
+                "Resolved",
+                {400: "id is not an integer", 404: "no such record", 503: "not connected"},
+                auth=True,
+                body="Resolve",
             ),
             "parameters": [_ID],
         }
@@ -293,7 +304,11 @@ PATHS: dict[str, dict[str, Any]] = {
     "/dlq/records/{id}/ignore": {
         "post": {
             **_op(
-                "Mark a dead letter ignored", "Resolved", {400: "id is not an integer", 404: "no such record", 503: "not connected"}, auth=True, body="Resolve"
+                "Mark a dead letter ignored",
+                "Resolved",
+                {400: "id is not an integer", 404: "no such record", 503: "not connected"},
+                auth=True,
+                body="Resolve",
             ),
             "parameters": [_ID],
         }
@@ -310,7 +325,12 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/dlq/replay/{id}": {
         "get": {
-            **_op("A replay's status and counts", "Replay", {400: "id is not an integer", 404: "no such replay", 503: "not connected"}, auth=True),
+            **_op(
+                "A replay's status and counts",
+                "Replay",
+                {400: "id is not an integer", 404: "no such replay", 503: "not connected"},
+                auth=True,
+            ),
             "parameters": [_ID],
         }
     },

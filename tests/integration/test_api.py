@@ -165,7 +165,11 @@ def test_every_endpoint_answers_as_documented(
     accepted = expect(api, "POST", "/dlq/replay", 202, body={"filter": {"table": f"{keyspace}.t"}})
     job = f"/dlq/replay/{accepted['replay_id']}"
     refused(api, "GET", job, "/dlq/replay/{id}")
-    wait_until(lambda: api("GET", job, template="/dlq/replay/{id}")[1]["status"] == "done", 30, "the API's replay did not run")
+    wait_until(
+        lambda: api("GET", job, template="/dlq/replay/{id}")[1]["status"] == "done",
+        30,
+        "the API's replay did not run",
+    )
     final = expect(api, "GET", job, 200, "/dlq/replay/{id}")
     assert (final["matched"], final["failed"]) == (1, 1)  # the resolved and the ignored one are left alone
     expect(api, "GET", "/dlq/replay/999999999", 404, "/dlq/replay/{id}")
