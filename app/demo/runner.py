@@ -8,6 +8,7 @@ sides), then waits for the worker to catch up and compares every demo table row 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -92,7 +93,21 @@ def stable_diffs(session: Any, pg_dsn: str, tables: list[str], pause_s: float = 
     return second
 
 
+def route_driver_log(path: Path) -> None:
+    """cassandra-driver's messages (e.g. the server's "Aggregation query used without partition key" for the
+    live row counts) go to ``path``, not between the summary lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    driver = logging.getLogger("cassandra")
+    for handler in list(driver.handlers):
+        driver.removeHandler(handler)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    driver.addHandler(handler)
+    driver.propagate = False
+
+
 def run_demo(settings: Settings, rate: float, seconds: float, say: Say) -> bool:
+    route_driver_log(Path(settings.data_dir).resolve() / "cdc-demo-driver.log")
     pg_dsn = settings.postgres.dsn.get_secret_value()
     cluster, session = connect(settings.cassandra)
     worker = WorkerProcess(
