@@ -87,6 +87,8 @@ class Wiring:
         """When the capture check first listed each table with CDC on (monotonic seconds)."""
         self.parked: dict[tuple[str, int], tuple[str, str]] = {}
         """Partitions paused because their table is quarantined (-> the table)."""
+        self.outbox: asyncio.Future[None] | None = None
+        """The outbox round started after the last batch with dead letters (not awaited by the stream)."""
         self.assigned = False
         """The group has assigned this worker its partitions (for ``/ready``)."""
 
@@ -412,11 +414,20 @@ async def handle_batch(
         park_quarantined(consumer, list(outcome.held))
     try:
         remember(outcome)
-        if outcome.dead_letters:
-            await runtime.publish_dead_letters(send_dead_letter)
     except Exception:
-        log.exception("post-commit bookkeeping failed (the DLQ outbox timer will retry)")
+        log.exception("post-commit bookkeeping failed")
+    if outcome.dead_letters:
+        # Published in the background: the next batch does not wait for the broker's acknowledgements.
+        wiring.outbox = asyncio.ensure_future(publish_dead_letters(runtime))
     return outcome
+
+
+async def publish_dead_letters(runtime: WorkerRuntime) -> None:
+    """One outbox round; a failure is logged (the outbox timer retries)."""
+    try:
+        await runtime.publish_dead_letters(send_dead_letter)
+    except Exception:
+        log.exception("publishing dead letters failed; the outbox timer retries")
 
 
 @app.agent(changes, concurrency=1, name="cdc-apply")
@@ -524,10 +535,7 @@ async def send_schema_change(key: bytes, value: bytes) -> None:
 @app.timer(interval=30.0)
 async def publish_pending_dead_letters() -> None:
     """The outbox: dead letters committed but not yet on the DLQ topic (e.g. after a crash) go out here."""
-    try:
-        await current_runtime().publish_dead_letters(send_dead_letter)
-    except Exception:
-        log.exception("publishing dead letters failed; will retry")
+    await publish_dead_letters(current_runtime())
 
 
 @app.timer(interval=5.0)

@@ -16,7 +16,7 @@ from agents.changes import current_runtime
 from app import metrics
 from app.faust_app import app
 from app.settings import get_settings
-from models.dlq import CLOSED
+from models.dlq import CLOSED, DlqFilter
 
 log = structlog.get_logger("cdc.replay")
 
@@ -58,11 +58,14 @@ async def purge_closed_dead_letters() -> None:
     runtime = current_runtime()
     if runtime.pool is None:
         return
-    pool, days = runtime.pool, get_settings().dlq.retention_days
+    pool, settings = runtime.pool, get_settings()
+    days = settings.dlq.retention_days
 
     def purge() -> int:
         with pool.connection() as conn:
-            return store.purge(conn, timedelta(days=days), CLOSED)
+            return store.purge(
+                conn, timedelta(days=days), DlqFilter(statuses=CLOSED), settings.kafka.topic_prefix
+            )
 
     try:
         removed = await asyncio.to_thread(purge)

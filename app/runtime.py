@@ -69,6 +69,7 @@ class Runtime:
         half-open probe instead of each retrying on its own."""
         self.owner = f"{settings.app_id}@{socket.gethostname()}:{os.getpid()}"
         """Who leases dead letters and runs replay jobs (shown in ``_cdc_dlq_replays.owner``)."""
+        self._outbox_lock = asyncio.Lock()
         self._in_flight: dict[int, tuple[asyncio.Future[Any], bool]] = {}
         """Dead letters sent but not yet acknowledged (-> the send, whether it was cut)."""
         self._failing: dict[str, dict[str, str]] = {name: {} for name in DEPENDENCIES}
@@ -357,8 +358,14 @@ class Runtime:
     async def publish_dead_letters(self, send: SendDeadLetter) -> int:
         """One round of the DLQ outbox (:mod:`app.dlq.outbox`): lease unpublished rows, send them, mark those
         the broker acknowledged within ``dlq.ack_timeout_s``; the number published."""
-        if self.pool is None:
-            return 0
+        if self.pool is None or self._outbox_lock.locked():
+            return 0  # a round is running: it (or the next) takes the new rows
+        async with self._outbox_lock:
+            published = await self._publish_round(send)
+        metrics.dlq_unpublished.set(len(self._in_flight))
+        return published
+
+    async def _publish_round(self, send: SendDeadLetter) -> int:
         d = self.settings.dlq
         rows = await self._retrying("dlq-lease", self._dlq_lease, d.publish_batch, d.publish_lease_s)
         errors: dict[int, str] = {}

@@ -339,26 +339,21 @@ def ignore(ids: tuple[int, ...], note: str | None, as_json: bool) -> None:
 
 
 @dlq.command()
+@filters
 @click.option("--older-than", required=True, help="Recorded longer ago than this (30d, 12h).")
-@click.option(
-    "--status",
-    "statuses",
-    type=click.Choice(STATUSES),
-    multiple=True,
-    help=f"Only these statuses (default: {', '.join(CLOSED)}).",
-)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def purge(older_than: str, statuses: tuple[str, ...], as_json: bool) -> None:
-    """Delete dead letters recorded before a time from PostgreSQL (default: closed ones only)."""
+def purge(older_than: str, as_json: bool, **selected: Any) -> None:
+    """Delete dead letters recorded before a time from PostgreSQL (default: closed ones only, i.e. replayed,
+    resolved or ignored; name --status to purge others)."""
     try:
         age = parse_duration(older_than)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    f = _filter(**selected).with_default_statuses(CLOSED)
     settings = get_settings()
     started = time.monotonic()
     with _connection(settings) as conn:
-        removed = store.purge(conn, age, statuses or CLOSED)
-    body = {"purged": removed, "older_than_s": age.total_seconds(), "statuses": list(statuses or CLOSED)}
-    click.echo(
-        _json(body) if as_json else f"purged {removed} dead letters in {time.monotonic() - started:.1f}s"
-    )
+        removed = store.purge(conn, age, f, settings.kafka.topic_prefix)
+    body = {"purged": removed, "older_than_s": age.total_seconds(), "filter": f.as_dict()}
+    took = time.monotonic() - started
+    click.echo(_json(body) if as_json else f"purged {removed} dead letters in {took:.1f}s")

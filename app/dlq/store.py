@@ -97,13 +97,13 @@ def close(conn: Connection[Any], ids: Sequence[int], status: str, note: str | No
     return sorted(int(r[0]) for r in found)
 
 
-def purge(conn: Connection[Any], older_than: timedelta, statuses: Sequence[str]) -> int:
-    """Delete dead letters recorded more than ``older_than`` ago in one of ``statuses``; how many."""
-    cur = conn.execute(
-        "DELETE FROM _cdc_dlq_records WHERE recorded_at < now() - %s AND status = ANY(%s)",
-        (older_than, list(statuses)),
-    )
-    return cur.rowcount
+def purge(conn: Connection[Any], older_than: timedelta, f: DlqFilter, prefix: str) -> int:
+    """Delete dead letters recorded more than ``older_than`` ago that ``f`` selects (never one a replay
+    holds); how many."""
+    query = sql.SQL(
+        "DELETE FROM _cdc_dlq_records WHERE {} AND recorded_at < now() - %s AND status <> 'replaying'"
+    ).format(where(f, prefix))
+    return conn.execute(query, (older_than,)).rowcount
 
 
 # -- replay jobs ----------------------------------------------------------------------------------------------

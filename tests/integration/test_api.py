@@ -4,6 +4,7 @@ schema (jsonschema), the 401/403 paths, pagination, and the redaction of secrets
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.error
 import urllib.request
@@ -115,7 +116,9 @@ def test_every_endpoint_answers_as_documented(
     ]
     bad = [(b'{"id": 9}', b"{not json %d" % i) for i in range(3)]
     produce(kafka_bootstrap, topic, good + bad)
-    worker, api = start(start_worker, keyspace, pg_dsn, CDC_WEB__TOKEN=TOKEN)
+    dlq_topic = f"{keyspace}_dlq"
+    topics.append(dlq_topic)
+    worker, api = start(start_worker, keyspace, pg_dsn, CDC_WEB__TOKEN=TOKEN, CDC_KAFKA__DLQ_TOPIC=dlq_topic)
 
     health = expect(api, "GET", "/health", 200)
     assert health["components"]["postgres"]["status"] == "up"
@@ -202,11 +205,31 @@ def test_every_endpoint_answers_as_documented(
     assert status == 200
     assert openapi["paths"].keys() == PATHS.keys()
 
+    # the DLQ topic the worker created keeps dead letters 30 days
+    assert topic_config(kafka_bootstrap, dlq_topic)["retention.ms"] == str(30 * 86_400_000)
+
     documented = {(m, p) for p, ops in PATHS.items() for m in ops}
     assert documented == api.called
     log = worker.log_text()
     assert TOKEN not in log
     assert PG_PASSWORD not in log
+
+
+def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    async def describe() -> dict[str, str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+            [(_, _, _, _, entries)] = response.resources
+            return {e[0]: e[1] for e in entries}
+        finally:
+            await admin.close()
+
+    return asyncio.run(describe())
 
 
 def test_without_a_token_the_guarded_endpoints_are_off_and_the_open_ones_stay_open(

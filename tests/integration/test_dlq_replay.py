@@ -165,8 +165,20 @@ def test_dead_letters_replay_into_the_mirror_without_overwriting_newer_data_and_
     assert len(shown["history"]) == 1
     rc, closed = cdc(worker, "dlq", "ignore", str(letter["id"]), "--note", "garbage from a test")
     assert (rc, closed["ids"]) == (0, [letter["id"]])
-    rc, _missing = cdc(worker, "dlq", "show", "999999999")
+    rc, missing = cdc(worker, "dlq", "show", "999999999")
     assert rc == 3
+    assert missing["error"]["code"] == "not_found"
+
+    # Purge: closed ones only unless told; the failed-then-ignored one and the replayed ones go.
+    rc, kept = cdc(
+        worker, "dlq", "purge", "--older-than", "0s", "--table", f"{keyspace}.later", "--reason", "x"
+    )
+    assert (rc, kept["purged"]) == (0, 0)
+    rc, purged = cdc(worker, "dlq", "purge", "--older-than", "0s", "--table", f"{keyspace}.later")
+    assert (rc, purged["purged"]) == (0, 20)
+    assert letters(pg_dsn, later) == []
+    rc, purged = cdc(worker, "dlq", "purge", "--older-than", "1d", "--table", f"{keyspace}.items")
+    assert (rc, purged["purged"]) == (0, 0)
 
 
 def test_rate_limited_scheduled_across_a_restart_and_two_runners_of_one_job(
