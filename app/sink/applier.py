@@ -202,6 +202,13 @@ class Applier:
         if not outcome.next_offsets:
             return Prepared(records, claims, outcome, {}, [], [])
         decoded, dead = self._decode(fresh, outcome)
+        tables, keys = self._work(decoded)
+        return Prepared(records, claims, outcome, tables, dead, keys)
+
+    def _work(
+        self, decoded: Mapping[TablePath, list[tuple[Record, Mutation]]]
+    ) -> tuple[dict[TablePath, TableWork], list[int]]:
+        """Each table's work, and the partition lock keys of them all (ascending)."""
         tables = {
             path: table_work(self.registry.resolve(*path), [m for _, m in items], [r for r, _ in items])
             for path, items in decoded.items()
@@ -209,7 +216,7 @@ class Applier:
         keys: set[int] = set()
         for (keyspace, table), work in tables.items():
             keys.update(lock_order(keyspace, table, work.needs.partitions))
-        return Prepared(records, claims, outcome, tables, dead, sorted(keys))
+        return tables, sorted(keys)
 
     def commit(self, prepared: Prepared, bisect: bool = False) -> Outcome:
         """The PostgreSQL half, in one transaction: lock, load, merge, write, dead letters and offsets.
@@ -300,14 +307,8 @@ class Applier:
                 raise TableQuarantined(
                     f"{'.'.join(path)} is quarantined ({held[path]}): replay it once resolved"
                 )
-        tables = {
-            path: table_work(self.registry.resolve(*path), [m for _, m in items], [r for r, _ in items])
-            for path, items in decoded.items()
-        }
-        keys: set[int] = set()
-        for (keyspace, table), work in tables.items():
-            keys.update(lock_order(keyspace, table, work.needs.partitions))
-        self.ledger.lock_partitions(conn, sorted(keys))
+        tables, keys = self._work(decoded)
+        self.ledger.lock_partitions(conn, keys)
         now = now_us()
         for work in tables.values():
             _, _, failed = self._bisecting(conn, work, now)

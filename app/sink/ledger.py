@@ -15,8 +15,11 @@ from models.batch import DeadLetter
 _INSERT_DEAD_LETTER = """
     INSERT INTO _cdc_dlq_records (topic, partition, "offset", error_type, error_message, key, value, headers)
     VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-    ON CONFLICT (topic, partition, "offset") DO UPDATE SET error_type = EXCLUDED.error_type
+    ON CONFLICT (topic, partition, "offset") DO UPDATE SET
+        error_type = EXCLUDED.error_type, error_message = EXCLUDED.error_message,
+        status = CASE WHEN _cdc_dlq_records.status = 'replaying' THEN 'replaying' ELSE 'pending' END
     RETURNING id"""
+"""The same record dead-lettered again (its offsets were reset) is pending again, with the new reason."""
 
 
 class PostgresLedger:
