@@ -17,6 +17,7 @@ import click
 
 from app.dlq.cli import dlq
 from app.logging import configured_settings
+from app.reconcile.cli import reconcile
 
 ABOUT = """cass-cdc-pg: change data capture from Apache Cassandra to PostgreSQL.
 
@@ -32,7 +33,7 @@ THROUGH_FAUST = {
     "offsets": "Show or reset the offsets PostgreSQL keeps for each partition.",
     "schema": "Show a table's recorded schema versions, or resolve its quarantine.",
 }
-ORDER = ("worker", "stack", "demo", "generate", "dlq", "offsets", "schema")
+ORDER = ("worker", "stack", "demo", "generate", "dlq", "reconcile", "offsets", "schema")
 
 
 def run_faust(args: list[str]) -> None:
@@ -114,6 +115,7 @@ def stack(ctx: click.Context) -> None:
 
 
 cli.add_command(dlq)
+cli.add_command(reconcile)
 
 
 def main() -> None:

@@ -505,12 +505,12 @@ def canonical_json(t: CqlType, value: object) -> Canonical:
 # --- comparison -------------------------------------------------------------------------------------------
 
 
-def _frozen(value: Canonical) -> object:
+def hashable(value: Canonical) -> object:
     """A canonical form as a hashable key part (lists -> tuples, objects -> tuples of pairs)."""
     if isinstance(value, list):
-        return tuple(_frozen(v) for v in value)
+        return tuple(hashable(v) for v in value)
     if isinstance(value, dict):
-        return tuple((k, _frozen(v)) for k, v in value.items())
+        return tuple((k, hashable(v)) for k, v in value.items())
     return value
 
 
@@ -559,7 +559,7 @@ def diff_rows(
 
 def _keyed(schema: TableSchema, rows: Iterable[Row]) -> dict[Key, Row]:
     keys = [c.name for c in (*schema.partition_key, *schema.clustering)]
-    return {tuple(_frozen(row[k]) for k in keys): row for row in rows}
+    return {tuple(hashable(row[k]) for k in keys): row for row in rows}
 
 
 def _all_columns(schema: TableSchema) -> tuple[Any, ...]:

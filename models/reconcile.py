@@ -99,19 +99,15 @@ def candidates(
 def in_flight(candidate: Candidate, cassandra_ts: int | None, mirror_ts: int | None, horizon_ts: int) -> bool:
     """Is this difference the pipeline still catching up, not drift? ``cassandra_ts``: the row's newest write
     time in Cassandra (µs; None when absent there); ``mirror_ts``: the newest write time the mirror holds for
-    it (None when absent); ``horizon_ts``: write times after this may not have reached the mirror yet (the
-    job's start, less the pipeline's lag allowance).
+    it (None when absent); ``horizon_ts``: writes after this may not have reached the mirror yet (the recheck's
+    time, less the pipeline's lag allowance).
 
-    - Cassandra holds a write the mirror has not seen yet (newer than everything the mirror has of the row),
-      and it is recent: in flight.
-    - The row is in the mirror only, and the mirror's newest write of it is recent: Cassandra may have deleted
-      it since (a tombstone the mirror has not applied yet).
+    A row written after the horizon on either side is in flight: Cassandra may hold a write the mirror has not
+    applied yet, and a deletion there (a tombstone) shows no write time at all, so a recent write the mirror
+    holds may have been deleted since. Drift on such a row is found by the next job, once it is older.
     """
-    if cassandra_ts is not None and (mirror_ts is None or cassandra_ts > mirror_ts):
-        return cassandra_ts > horizon_ts
-    if candidate.kind is MismatchType.MISSING_IN_CASSANDRA:
-        return mirror_ts is not None and mirror_ts > horizon_ts
-    return False
+    del candidate  # the rule is the same for every kind of difference
+    return any(ts is not None and ts > horizon_ts for ts in (cassandra_ts, mirror_ts))
 
 
 def drift_percent(mismatches: int, rows: int) -> float:

@@ -70,6 +70,14 @@ def create_mirror_expiry_index(spec: MirrorSpec) -> sql.Composed:
     ).format(ident(f"_cdc_{spec.name}_expiry_idx"), ident(spec.schema, spec.name))
 
 
+def create_mirror_token_index(spec: MirrorSpec) -> sql.Composed:
+    """Reconciliation reads a mirror by token range (``_cdc_token > a AND _cdc_token <= b``); built by the
+    first reconciliation of the table, without blocking writes (outside a transaction)."""
+    return sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} (_cdc_token)").format(
+        ident(f"_cdc_{spec.name}_token_idx"), ident(spec.schema, spec.name)
+    )
+
+
 def create_dead(spec: MirrorSpec) -> sql.Composed:
     parts = [
         *_column_defs(spec.primary_key, not_null=True),
@@ -205,4 +213,36 @@ META_DDL: tuple[sql.SQL, ...] = (
             failed integer NOT NULL DEFAULT 0, error text, taken_at timestamptz)"""
     ),
     sql.SQL("ALTER TABLE _cdc_dlq_replays ADD COLUMN IF NOT EXISTS taken_at timestamptz"),
+    # Reconciliation (app/reconcile): jobs and the mismatches they found.
+    sql.SQL(
+        """CREATE TABLE IF NOT EXISTS _cdc_reconciliation_jobs (
+            id bigserial PRIMARY KEY, job_type text NOT NULL DEFAULT 'manual', strategy text NOT NULL,
+            tables jsonb NOT NULL DEFAULT '[]', status text NOT NULL DEFAULT 'running'
+                CHECK (status IN ('running', 'done', 'failed')),
+            started_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz,
+            cassandra_rows bigint NOT NULL DEFAULT 0, postgres_rows bigint NOT NULL DEFAULT 0,
+            ranges integer NOT NULL DEFAULT 0, mismatches integer NOT NULL DEFAULT 0,
+            in_flight integer NOT NULL DEFAULT 0, drift_percentage double precision NOT NULL DEFAULT 0,
+            errors jsonb NOT NULL DEFAULT '[]', alert_fired boolean NOT NULL DEFAULT false,
+            report jsonb NOT NULL DEFAULT '{}')"""
+    ),
+    sql.SQL(
+        "CREATE INDEX IF NOT EXISTS _cdc_reconciliation_jobs_started_idx ON _cdc_reconciliation_jobs (started_at)"
+    ),
+    sql.SQL(
+        """CREATE TABLE IF NOT EXISTS _cdc_reconciliation_mismatches (
+            id bigserial PRIMARY KEY, job_id bigint NOT NULL REFERENCES _cdc_reconciliation_jobs (id),
+            keyspace text NOT NULL, "table" text NOT NULL, primary_key jsonb NOT NULL,
+            mismatch_type text NOT NULL
+                CHECK (mismatch_type IN ('MISSING_IN_POSTGRES', 'MISSING_IN_CASSANDRA', 'DATA_MISMATCH')),
+            columns jsonb NOT NULL DEFAULT '[]', cassandra_data jsonb, postgres_data jsonb,
+            cassandra_checksum text, postgres_checksum text,
+            resolution_status text NOT NULL DEFAULT 'PENDING'
+                CHECK (resolution_status IN ('PENDING', 'AUTO_RESOLVED', 'MANUAL_RESOLVED', 'IGNORED')),
+            detected_at timestamptz NOT NULL DEFAULT now(), resolved_at timestamptz)"""
+    ),
+    sql.SQL(
+        """CREATE INDEX IF NOT EXISTS _cdc_reconciliation_mismatches_job_idx
+            ON _cdc_reconciliation_mismatches (job_id, keyspace, "table")"""
+    ),
 )

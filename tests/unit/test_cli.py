@@ -34,7 +34,17 @@ def test_help_says_what_the_tool_is_and_lists_our_commands_first() -> None:
         for line in lines[lines.index("Commands:") + 1 :]
         if line.startswith("  ") and not line.startswith("   ")
     ]
-    assert commands == ["worker", "stack", "demo", "generate", "dlq", "offsets", "schema", "faust"]
+    assert commands == [
+        "worker",
+        "stack",
+        "demo",
+        "generate",
+        "dlq",
+        "reconcile",
+        "offsets",
+        "schema",
+        "faust",
+    ]
     listed = "\n".join(lines[lines.index("Commands:") :])
     for internal in ("livecheck", "model", "send", "agents", "clean-versions"):
         assert f"  {internal} " not in listed

@@ -100,17 +100,18 @@ def test_candidates_name_each_kind_of_difference() -> None:
     ]
 
 
-def test_a_difference_is_in_flight_only_when_cassandra_or_the_mirror_is_newer_than_the_horizon() -> None:
+def test_a_difference_is_in_flight_only_when_a_side_was_written_after_the_horizon() -> None:
     data = Candidate((1,), MismatchType.DATA_MISMATCH, ("v",))
     missing = Candidate((1,), MismatchType.MISSING_IN_POSTGRES)
     extra = Candidate((1,), MismatchType.MISSING_IN_CASSANDRA)
     horizon = 1_000
-    assert in_flight(data, 1_500, 900, horizon)  # a write the mirror has not seen, recent
-    assert not in_flight(data, 800, 700, horizon)  # not seen, but old: drift
-    assert not in_flight(data, 900, 900, horizon)  # the mirror has that write: a different value is drift
+    assert in_flight(data, 1_500, 900, horizon)  # a write the mirror has not applied yet
+    assert in_flight(data, 900, 1_100, horizon)  # the mirror's write is recent: Cassandra may have deleted it
+    assert not in_flight(data, 900, 900, horizon)  # both old: drift
+    assert not in_flight(data, 800, 700, horizon)
     assert in_flight(missing, 1_200, None, horizon)
     assert not in_flight(missing, 999, None, horizon)
-    assert in_flight(extra, None, 1_100, horizon)  # may have been deleted in Cassandra since
+    assert in_flight(extra, None, 1_100, horizon)
     assert not in_flight(extra, None, 500, horizon)
     assert drift_percent(5, 1000) == 0.5
     assert drift_percent(0, 0) == 0.0

@@ -1,0 +1,1 @@
+"""Reconciliation: Cassandra and PostgreSQL compared by token range (issue 10, in progress)."""

@@ -1,0 +1,209 @@
+"""The CHECKSUM and ROW_COUNT strategies for one table: digest each token range on both sides, bisect the ranges
+whose digests differ down to ``row_threshold`` rows, compare those row by row, then recheck the ranges with
+differences once the pipeline has had time to catch up: only a difference seen both times, and not in flight
+at the recheck (``models.reconcile.in_flight``), is a mismatch.
+
+Blocking code (threads, the driver, psycopg); every range streams, so memory is bounded by the threshold.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from psycopg_pool import ConnectionPool
+
+from app.reconcile.scan import Key, ScannedRow, cassandra_query, scan_cassandra, scan_postgres
+from models.mirror_spec import MirrorSpec
+from models.reconcile import Candidate, Digest, Step, candidates, digest, in_flight, next_step
+from models.table_schema import TableSchema
+from models.token_ranges import TokenRange, split
+
+
+class Strategy(StrEnum):
+    ROW_COUNT = "ROW_COUNT"
+    CHECKSUM = "CHECKSUM"
+
+
+@dataclass(frozen=True)
+class Found:
+    """A row that differs, with both sides' canonical values (None: absent) and write times."""
+
+    candidate: Candidate
+    cassandra: dict[str, Any] | None
+    postgres: dict[str, Any] | None
+    cassandra_ts: int | None
+    postgres_ts: int | None
+    token_range: TokenRange
+
+
+@dataclass
+class RangeReport:
+    token_range: TokenRange
+    cassandra: Digest
+    postgres: Digest
+    found: list[Found] = field(default_factory=list)
+
+
+@dataclass
+class TableReport:
+    table: str
+    strategy: Strategy
+    cassandra_rows: int = 0
+    postgres_rows: int = 0
+    ranges: int = 0
+    mismatches: list[Found] = field(default_factory=list)
+    in_flight: list[Found] = field(default_factory=list)
+    """Differences still catching up at the recheck: not counted."""
+    count_difference: int = 0
+    """ROW_COUNT: the sum over ranges of |Cassandra rows - mirror rows|."""
+    seconds: float = 0.0
+
+
+Progress = Callable[[int, int, int], None]
+"""``(ranges done, ranges total, rows scanned)``."""
+
+
+class RangeChecker(Protocol):
+    """What :func:`run_table` needs of :class:`TableCheck` (a fake in unit tests)."""
+
+    schema: TableSchema
+
+    def digests(self, token_range: TokenRange, hashed: bool = True) -> tuple[Digest, Digest]: ...
+
+    def check(self, token_range: TokenRange) -> RangeReport: ...
+
+    def differences(self, token_range: TokenRange) -> list[Found]: ...
+
+
+class TableCheck:
+    def __init__(
+        self,
+        session: Any,
+        pool: ConnectionPool[Any],
+        schema: TableSchema,
+        spec: MirrorSpec,
+        row_threshold: int = 1000,
+        page_size: int = 5000,
+    ) -> None:
+        self.session, self.pool, self.schema, self.spec = session, pool, schema, spec
+        self.row_threshold, self.page_size = row_threshold, page_size
+        self.statement = session.prepare(cassandra_query(schema))
+        self.columns = [c.name for c in (*schema.partition_key, *schema.clustering, *schema.columns)]
+
+    # -- one range --------------------------------------------------------------------------------------------
+    def _cassandra(self, token_range: TokenRange) -> Any:
+        return scan_cassandra(self.session, self.statement, self.schema, token_range, self.page_size)
+
+    def digests(self, token_range: TokenRange, hashed: bool = True) -> tuple[Digest, Digest]:
+        with self.pool.connection() as conn:
+            mirror = scan_postgres(conn, self.schema, self.spec, token_range, self.page_size)
+            if not hashed:
+                return Digest(sum(1 for _ in self._cassandra(token_range))), Digest(sum(1 for _ in mirror))
+            return digest(r.hash for r in self._cassandra(token_range)), digest(r.hash for r in mirror)
+
+    def rows(self, token_range: TokenRange) -> tuple[dict[Key, ScannedRow], dict[Key, ScannedRow]]:
+        with self.pool.connection() as conn:
+            mirror = {
+                r.key: r for r in scan_postgres(conn, self.schema, self.spec, token_range, self.page_size)
+            }
+        return {r.key: r for r in self._cassandra(token_range)}, mirror
+
+    def differences(self, token_range: TokenRange) -> list[Found]:
+        left, right = self.rows(token_range)
+        found = []
+        for c in candidates(
+            {k: r.values for k, r in left.items()}, {k: r.values for k, r in right.items()}, self.columns
+        ):
+            a, b = left.get(c.key), right.get(c.key)
+            found.append(
+                Found(
+                    c,
+                    a.values if a else None,
+                    b.values if b else None,
+                    a.ts if a else None,
+                    b.ts if b else None,
+                    token_range,
+                )
+            )
+        return found
+
+    def check(self, token_range: TokenRange) -> RangeReport:
+        """CHECKSUM of one range: its digests, bisected where they differ, down to row differences."""
+        top = self.digests(token_range)
+        report = RangeReport(token_range, *top)
+        pending = [(token_range, *top)]
+        while pending:
+            r, c, p = pending.pop()
+            step = next_step(c, p, r, self.row_threshold)
+            if step is Step.ROWS:
+                report.found.extend(self.differences(r))
+            elif step is Step.BISECT:
+                pending.extend((half, *self.digests(half)) for half in r.halves())
+        return report
+
+
+def run_table(
+    check: RangeChecker,
+    strategy: Strategy,
+    ranges: int = 64,
+    concurrency: int = 4,
+    recheck_after_s: float = 5.0,
+    lag_allowance_s: float = 30.0,
+    progress: Progress = lambda done, total, rows: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> TableReport:
+    """Check a whole table; ranges run ``concurrency`` at a time."""
+    schema = check.schema
+    report = TableReport(f"{schema.keyspace}.{schema.table}", strategy)
+    started = time.monotonic()
+    parts = split(ranges)
+    report.ranges = len(parts)
+    done, rows = 0, 0
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="cdc-reconcile") as pool:
+        if strategy is Strategy.ROW_COUNT:
+            for c, p in pool.map(lambda r: check.digests(r, hashed=False), parts):
+                report.cassandra_rows += c.count
+                report.postgres_rows += p.count
+                report.count_difference += abs(c.count - p.count)
+                done, rows = done + 1, rows + c.count + p.count
+                progress(done, len(parts), rows)
+        else:
+            first: list[Found] = []
+            for result in pool.map(check.check, parts):
+                report.cassandra_rows += result.cassandra.count
+                report.postgres_rows += result.postgres.count
+                first.extend(result.found)
+                done, rows = done + 1, rows + result.cassandra.count + result.postgres.count
+                progress(done, len(parts), rows)
+            if first:
+                _recheck(check, report, first, recheck_after_s, lag_allowance_s, sleep)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _recheck(
+    check: RangeChecker,
+    report: TableReport,
+    first: list[Found],
+    after_s: float,
+    lag_allowance_s: float,
+    sleep: Callable[[float], None],
+) -> None:
+    """Only a difference seen again after ``after_s`` counts; one the pipeline is still bringing in (its write
+    is newer than the horizon) is in flight."""
+    sleep(after_s)
+    horizon = int((time.time() - lag_allowance_s) * 1_000_000)
+    seen = {(f.candidate.key, f.candidate.kind) for f in first}
+    for token_range in sorted({f.token_range for f in first}):
+        for again in check.differences(token_range):
+            if (again.candidate.key, again.candidate.kind) not in seen:
+                continue  # new since the first pass: in flight by definition
+            if in_flight(again.candidate, again.cassandra_ts, again.postgres_ts, horizon):
+                report.in_flight.append(again)
+            else:
+                report.mismatches.append(again)
