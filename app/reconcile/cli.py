@@ -75,6 +75,7 @@ def _tables(conn: psycopg.Connection[Any], given: tuple[str, ...]) -> list[str]:
     show_default=True,
     help="Writes newer than this many seconds before the recheck may still be in flight.",
 )
+@click.option("--repair", is_flag=True, help="Repair every mismatch found through the stream's apply path.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def reconcile(
     tables: tuple[str, ...],
@@ -84,6 +85,7 @@ def reconcile(
     row_threshold: int,
     recheck_after: float,
     lag_allowance: float,
+    repair: bool,
     as_json: bool,
 ) -> None:
     """Compare Cassandra with PostgreSQL: CHECKSUM finds every drifted row; ROW_COUNT counts per range."""
@@ -96,7 +98,7 @@ def reconcile(
         "recheck_after_s": recheck_after,
         "lag_allowance_s": lag_allowance,
     }
-    results, errors, job = _run(settings, tables, Strategy(strategy), row_threshold, options)
+    results, errors, job = _run(settings, tables, Strategy(strategy), row_threshold, options, repair)
     if as_json:
         click.echo(
             _json(
@@ -119,12 +121,17 @@ def reconcile(
         click.echo(f"job {job['id']} {job['status']}" + (f"; errors: {errors}" if errors else ""))
     if errors:
         sys.exit(EXIT_ERROR)
-    if any(r["mismatches"] or r["count_difference"] for r in results):
+    if any((r["mismatches"] and not repair) or r["count_difference"] for r in results):
         sys.exit(EXIT_DRIFT)
 
 
 def _run(
-    settings: Settings, given: tuple[str, ...], strategy: Any, row_threshold: int, options: dict[str, Any]
+    settings: Settings,
+    given: tuple[str, ...],
+    strategy: Any,
+    row_threshold: int,
+    options: dict[str, Any],
+    repair: bool = False,
 ) -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:
     from app.cassandra_session import connect
     from app.reconcile import store
@@ -144,11 +151,14 @@ def _run(
             job_id = store.start_job(conn, strategy.value, names)
             for name in names:
                 try:
-                    report = _check_one(
+                    schema, report = _check_one(
                         settings, cluster, session, pool, conn, name, strategy, row_threshold, options
                     )
                     store.record_mismatches(conn, job_id, name, report.mismatches)
-                    results.append(store.summary(report))
+                    summary = store.summary(report)
+                    if repair and report.mismatches:
+                        summary["repaired"] = _repair(settings, session, schema, report, job_id, name)
+                    results.append(summary)
                 except Exception as error:  # one table's failure is reported, the others still run
                     errors.append(f"{name}: {type(error).__name__}: {error}")
             job = store.finish_job(conn, job_id, results, errors)
@@ -187,6 +197,28 @@ def _check_one(
             bar.update(done - seen[0])
             seen[0] = done
 
-        return run_table(
+        report = run_table(
             TableCheck(session, pool, schema, spec, row_threshold), strategy, progress=progress, **options
         )
+    return schema, report
+
+
+def _repair(settings: Settings, session: Any, schema: Any, report: Any, job_id: int, name: str) -> int:
+    """Repair a table's mismatches (one transaction, the stream's apply path) and mark them AUTO_RESOLVED."""
+    import asyncio
+    import time
+
+    from app.reconcile import store
+    from app.reconcile.repair import repair_table
+    from app.runtime import Runtime
+
+    runtime = Runtime(settings)
+    try:
+        applier = asyncio.run(runtime.ensure_started())
+        assert runtime.pool is not None
+        observed = int(time.time() * 1_000_000)
+        with runtime.pool.connection() as conn, conn.transaction():
+            repair_table(conn, applier, session, schema, report.mismatches, observed, observed)
+            return store.resolved(conn, job_id, name)
+    finally:
+        runtime.close()

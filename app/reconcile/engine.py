@@ -39,6 +39,10 @@ class Found:
     cassandra_ts: int | None
     postgres_ts: int | None
     token_range: TokenRange
+    cassandra_key: tuple[Any, ...] = ()
+    """The key as cassandra-driver returned it (to read the row again for a repair)."""
+    postgres_key: tuple[Any, ...] = ()
+    """The key as psycopg returned it from the mirror."""
 
 
 @dataclass
@@ -128,6 +132,8 @@ class TableCheck:
                     a.ts if a else None,
                     b.ts if b else None,
                     token_range,
+                    a.raw_key if a else (),
+                    b.raw_key if b else (),
                 )
             )
         return found

@@ -31,6 +31,8 @@ class ScannedRow:
     """Canonical value of every column (primary key included)."""
     ts: int | None
     """Newest write time of the row's cells (µs), None when unknown."""
+    raw_key: tuple[Any, ...] = ()
+    """The primary key as the side's client library returned it (to read the row again, or delete it)."""
 
     @property
     def hash(self) -> int:
@@ -75,7 +77,8 @@ def scan_cassandra(
         }
         times = [t for t in record[width:] if t is not None]
         flat = [t for t in times if isinstance(t, int)]
-        yield ScannedRow(_key(schema, values), values, max(flat) if flat else None)
+        keys = len(schema.partition_key) + len(schema.clustering)
+        yield ScannedRow(_key(schema, values), values, max(flat) if flat else None, tuple(record[:keys]))
 
 
 def postgres_query(schema: TableSchema, spec: MirrorSpec) -> sql.Composed:
@@ -102,7 +105,8 @@ def scan_postgres(
             values = {
                 c.name: canonical_postgres(c.type, v) for c, v in zip(columns, record[:width], strict=True)
             }
-            yield ScannedRow(_key(schema, values), values, _newest(record[width]))
+            keys = len(schema.partition_key) + len(schema.clustering)
+            yield ScannedRow(_key(schema, values), values, _newest(record[width]), tuple(record[:keys]))
 
 
 def _newest(cells_text: str | None) -> int | None:

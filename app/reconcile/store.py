@@ -64,6 +64,7 @@ def summary(report: TableReport) -> dict[str, Any]:
         "mismatches": len(report.mismatches),
         "by_type": by_type,
         "in_flight": len(report.in_flight),
+        "repaired": 0,
         "count_difference": report.count_difference,
         "drift_percentage": drift_percent(drifted, rows),
         "seconds": round(report.seconds, 3),
@@ -101,3 +102,13 @@ def finish_job(
         found = cur.fetchone()
     assert found is not None
     return dict(found)
+
+
+def resolved(conn: Connection[Any], job_id: int, table: str) -> int:
+    """Mark a table's mismatches of a job repaired (``AUTO_RESOLVED``); how many."""
+    keyspace, _, name = table.partition(".")
+    return conn.execute(
+        """UPDATE _cdc_reconciliation_mismatches SET resolution_status = 'AUTO_RESOLVED', resolved_at = now()
+           WHERE job_id = %s AND keyspace = %s AND "table" = %s AND resolution_status = 'PENDING'""",
+        (job_id, keyspace, name),
+    ).rowcount

@@ -315,6 +315,16 @@ class Applier:
             dead.extend(_dead_letter(record, error) for record, error in failed)
         return dead
 
+    def repair(
+        self, conn: Connection[Any], path: TablePath, mutations: Sequence[Mutation], adjust: LoadedAdjuster
+    ) -> int:
+        """Apply mutations built from Cassandra's current rows (reconciliation's repair) through the stream's
+        path, under the same partition locks, inside the caller's transaction; ``adjust`` drops loaded cells
+        that contradict Cassandra at the same write time. Rows changed."""
+        work = table_work(self.registry.resolve(*path), mutations)
+        self.ledger.lock_partitions(conn, lock_order(*path, work.needs.partitions))
+        return apply_work(conn, work, now_us(), self.reader, self.observe, adjust)
+
     def sweep(self, tables: Iterable[TablePath], grace_s: int, limit: int = 5000) -> int:
         """Apply TTL expiry (no event announces it) and forget tombstones past the grace period."""
         changed = 0
@@ -465,18 +475,25 @@ def apply_table(
     return apply_work(conn, table_work(entry, mutations), now_us, reader)
 
 
+LoadedAdjuster = Callable[[dict[Key, RowState]], dict[Key, RowState]]
+"""Changes the loaded state before the merge (reconciliation's repair: :func:`app.reconcile.repair`)."""
+
+
 def apply_work(
     conn: Connection[Any],
     work: TableWork,
     now_us: int,
     reader: CollectionReader,
     observe: StageObserver = ignore,
+    adjust: LoadedAdjuster | None = None,
 ) -> int:
     """Load the touched state, plan the merge, read non-frozen collections back where needed, write."""
     entry = work.entry
     schema = entry.schema
     with timed(observe, "load"):
         rows, tombstones = entry.store.load(conn, work.needs)
+    if adjust is not None:
+        rows = adjust(rows)
     with timed(observe, "plan"):
         result = plan(schema, work.stripped, rows, tombstones)
     if schema.hint_columns:

@@ -104,7 +104,7 @@ def test_checksum_finds_exactly_the_drifted_keys_and_no_false_positives_under_li
         for key in ((10, 0), (11, 2), (512, 4)):
             conn.execute(f"DELETE FROM {mirror} WHERE id = %s AND c = %s", key)
             expected.add(("MISSING_IN_POSTGRES", key))
-        conn.execute(f"UPDATE {mirror} SET name = 'drift' WHERE id = 20 AND c = 1")
+        conn.execute(f"UPDATE {mirror} SET name = 'zzz drift' WHERE id = 20 AND c = 1")
         expected.add(("DATA_MISMATCH", (20, 1)))
         conn.execute(f"UPDATE {mirror} SET tags = ARRAY['only-pg'] WHERE id = 21 AND c = 3")
         expected.add(("DATA_MISMATCH", (21, 3)))
@@ -159,6 +159,35 @@ def test_checksum_finds_exactly_the_drifted_keys_and_no_false_positives_under_li
         ROWS + 2,
         ROWS - 1,
     )
+
+    # --repair brings the sides together through the apply path; a second job finds nothing.
+    rc, repaired = reconcile(
+        worker,
+        "--table",
+        f"{keyspace}.t",
+        "--ranges",
+        "16",
+        "--row-threshold",
+        "100",
+        "--recheck-after",
+        "2",
+        "--lag-allowance",
+        "0",
+        "--repair",
+    )
+    assert (rc, repaired["tables"][0]["mismatches"], repaired["tables"][0]["repaired"]) == (0, 9, 9), repaired
+    diffs = compare_keyspace(cql, pg_dsn, keyspace, ["t"])
+    assert all(d.equal for d in diffs), [d.summary() for d in diffs]
+    rc, again = reconcile(
+        worker, "--table", f"{keyspace}.t", "--ranges", "16", "--recheck-after", "2", "--lag-allowance", "0"
+    )
+    assert (rc, again["tables"][0]["mismatches"], again["drift_percentage"]) == (0, 0, 0.0), again
+    with psycopg.connect(pg_dsn) as conn:
+        statuses = conn.execute(
+            "SELECT DISTINCT resolution_status FROM _cdc_reconciliation_mismatches WHERE job_id = %s",
+            (repaired["job_id"],),
+        ).fetchall()
+    assert statuses == [("AUTO_RESOLVED",)]
 
     # No false positives under live writes: 300 writes/s (updates, cell deletes, collection appends) into the
     # first 200 rows of an undrifted table during the job; one older row drifted in PostgreSQL is still found.
