@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import capture_latency, pipeline, stack_start
+from bench import capture_latency, pipeline, reconcile, stack_start
 from bench.common import write_results
 from stack.errors import StackError
 
 BENCHMARKS = {
     "capture_latency": capture_latency,
     "pipeline": pipeline,
+    "reconcile": reconcile,
     "stack_start": stack_start,
 }
 
