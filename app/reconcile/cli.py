@@ -7,6 +7,7 @@ on stdout (stable keys); progress goes to stderr.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -27,6 +28,17 @@ def _json(value: Any) -> str:
         default=lambda v: decoded(bytes(v)) if isinstance(v, bytes | memoryview) else str(v),
         option=orjson.OPT_SORT_KEYS,
     ).decode()
+
+
+def peak_rss_mib() -> float | None:
+    """This process's peak resident memory (VmHWM: since its exec, unlike getrusage after a fork)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 def _tables(conn: psycopg.Connection[Any], given: tuple[str, ...]) -> list[str]:
@@ -103,6 +115,7 @@ def reconcile(
         click.echo(
             _json(
                 {
+                    "peak_rss_mib": peak_rss_mib(),
                     "job_id": job["id"],
                     "status": job["status"],
                     "drift_percentage": job["drift_percentage"],

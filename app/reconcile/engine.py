@@ -9,19 +9,30 @@ Blocking code (threads, the driver, psycopg); every range streams, so memory is 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from cassandra.cluster import EXEC_PROFILE_DEFAULT
+from cassandra.query import tuple_factory
 from psycopg_pool import ConnectionPool
 
-from app.reconcile.scan import Key, ScannedRow, cassandra_query, scan_cassandra, scan_postgres
+from app.reconcile.scan import (
+    Key,
+    ScannedRow,
+    cassandra_query,
+    converters,
+    count_query,
+    postgres_count,
+    scan_cassandra,
+    scan_postgres,
+)
 from models.mirror_spec import MirrorSpec
-from models.reconcile import Candidate, Digest, Step, candidates, digest, in_flight, next_step
+from models.reconcile import MASK, Candidate, Digest, Step, candidates, in_flight, next_step
 from models.table_schema import TableSchema
-from models.token_ranges import TokenRange, split
+from models.token_ranges import MIN_TOKEN, TokenRange, split
 
 
 class Strategy(StrEnum):
@@ -43,6 +54,8 @@ class Found:
     """The key as cassandra-driver returned it (to read the row again for a repair)."""
     postgres_key: tuple[Any, ...] = ()
     """The key as psycopg returned it from the mirror."""
+    token: int | None = None
+    """The partition's token (a recheck reads just that partition)."""
 
 
 @dataclass
@@ -97,33 +110,76 @@ class TableCheck:
         self.session, self.pool, self.schema, self.spec = session, pool, schema, spec
         self.row_threshold, self.page_size = row_threshold, page_size
         self.statement = session.prepare(cassandra_query(schema))
+        self.profile = session.execution_profile_clone_update(EXEC_PROFILE_DEFAULT, row_factory=tuple_factory)
+        """Plain tuples: the scans read by position, cheaper than the default named tuples."""
+        self.count = session.prepare(count_query(schema))
+        self.pg_count = postgres_count(spec)
+        self.to_canonical = (converters(schema, "cassandra"), converters(schema, "postgres"))
         self.columns = [c.name for c in (*schema.partition_key, *schema.clustering, *schema.columns)]
 
     # -- one range --------------------------------------------------------------------------------------------
-    def _cassandra(self, token_range: TokenRange) -> Any:
-        return scan_cassandra(self.session, self.statement, self.schema, token_range, self.page_size)
+    def _cassandra(self, token_range: TokenRange) -> Iterator[ScannedRow]:
+        return scan_cassandra(
+            self.session,
+            self.statement,
+            self.schema,
+            self.to_canonical[0],
+            token_range,
+            self.page_size,
+            self.profile,
+        )
+
+    def _postgres(self, conn: Any, token_range: TokenRange) -> Iterator[ScannedRow]:
+        return scan_postgres(conn, self.schema, self.spec, self.to_canonical[1], token_range, self.page_size)
 
     def digests(self, token_range: TokenRange, hashed: bool = True) -> tuple[Digest, Digest]:
-        with self.pool.connection() as conn:
-            mirror = scan_postgres(conn, self.schema, self.spec, token_range, self.page_size)
-            if not hashed:
-                return Digest(sum(1 for _ in self._cassandra(token_range))), Digest(sum(1 for _ in mirror))
-            return digest(r.hash for r in self._cassandra(token_range)), digest(r.hash for r in mirror)
+        """Both sides' digest of the range; with ``hashed`` False only the counts (server-side)."""
+        if not hashed:
+            return self._counts(token_range)
+        left, right, _ = self._digest(token_range)
+        return left, right
 
-    def rows(self, token_range: TokenRange) -> tuple[dict[Key, ScannedRow], dict[Key, ScannedRow]]:
+    def _counts(self, token_range: TokenRange) -> tuple[Digest, Digest]:
+        row = self.session.execute(
+            self.count, (token_range.start, token_range.end), execution_profile=self.profile
+        ).one()
         with self.pool.connection() as conn:
-            mirror = {
-                r.key: r for r in scan_postgres(conn, self.schema, self.spec, token_range, self.page_size)
-            }
+            found = conn.execute(self.pg_count, (token_range.start, token_range.end)).fetchone()
+        return Digest(int(row[0])), Digest(int(found[0]) if found else 0)
+
+    def _digest(self, token_range: TokenRange) -> tuple[Digest, Digest, _Rows | None]:
+        """Both digests, and the rows themselves when both sides hold at most ``row_threshold`` (so that a
+        small differing range is not read a second time); memory stays bounded by the threshold."""
+        left, left_rows = self._fold(self._cassandra(token_range))
+        with self.pool.connection() as conn:
+            right, right_rows = self._fold(self._postgres(conn, token_range))
+        rows = (left_rows, right_rows) if left_rows is not None and right_rows is not None else None
+        return left, right, rows
+
+    def _fold(self, rows: Iterator[ScannedRow]) -> tuple[Digest, dict[Key, ScannedRow] | None]:
+        count, total = 0, 0
+        kept: dict[Key, ScannedRow] | None = {}
+        for row in rows:
+            count, total = count + 1, total + row.hash
+            if kept is not None:
+                kept[row.key] = row
+                if len(kept) > self.row_threshold:
+                    kept = None
+        return Digest(count, total & MASK), kept
+
+    def rows(self, token_range: TokenRange) -> _Rows:
+        with self.pool.connection() as conn:
+            mirror = {r.key: r for r in self._postgres(conn, token_range)}
         return {r.key: r for r in self._cassandra(token_range)}, mirror
 
-    def differences(self, token_range: TokenRange) -> list[Found]:
-        left, right = self.rows(token_range)
+    def differences(self, token_range: TokenRange, rows: _Rows | None = None) -> list[Found]:
+        left, right = rows if rows is not None else self.rows(token_range)
         found = []
         for c in candidates(
             {k: r.values for k, r in left.items()}, {k: r.values for k, r in right.items()}, self.columns
         ):
             a, b = left.get(c.key), right.get(c.key)
+            either = a or b
             found.append(
                 Found(
                     c,
@@ -134,23 +190,27 @@ class TableCheck:
                     token_range,
                     a.raw_key if a else (),
                     b.raw_key if b else (),
+                    either.token if either else None,
                 )
             )
         return found
 
     def check(self, token_range: TokenRange) -> RangeReport:
         """CHECKSUM of one range: its digests, bisected where they differ, down to row differences."""
-        top = self.digests(token_range)
-        report = RangeReport(token_range, *top)
-        pending = [(token_range, *top)]
+        c, p, rows = self._digest(token_range)
+        report = RangeReport(token_range, c, p)
+        pending = [(token_range, c, p, rows)]
         while pending:
-            r, c, p = pending.pop()
+            r, c, p, rows = pending.pop()
             step = next_step(c, p, r, self.row_threshold)
             if step is Step.ROWS:
-                report.found.extend(self.differences(r))
+                report.found.extend(self.differences(r, rows))
             elif step is Step.BISECT:
-                pending.extend((half, *self.digests(half)) for half in r.halves())
+                pending.extend((half, *self._digest(half)) for half in r.halves())
         return report
+
+
+_Rows = tuple[dict[Key, ScannedRow], dict[Key, ScannedRow]]
 
 
 def run_table(
@@ -205,7 +265,7 @@ def _recheck(
     sleep(after_s)
     horizon = int((time.time() - lag_allowance_s) * 1_000_000)
     seen = {(f.candidate.key, f.candidate.kind) for f in first}
-    for token_range in sorted({f.token_range for f in first}):
+    for token_range in sorted({_partition(f) for f in first}):
         for again in check.differences(token_range):
             if (again.candidate.key, again.candidate.kind) not in seen:
                 continue  # new since the first pass: in flight by definition
@@ -213,3 +273,10 @@ def _recheck(
                 report.in_flight.append(again)
             else:
                 report.mismatches.append(again)
+
+
+def _partition(found: Found) -> TokenRange:
+    """The range of just the row's partition (its token), or the range it was found in."""
+    if found.token is None or found.token - 1 < MIN_TOKEN:
+        return found.token_range
+    return TokenRange(found.token - 1, found.token)
