@@ -5,7 +5,6 @@ newest write time."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -23,22 +22,50 @@ from models.token_ranges import TokenRange
 Key = tuple[Any, ...]
 
 
-@dataclass(frozen=True, slots=True)
 class ScannedRow:
-    key: Key
-    """Canonical primary key (hashable)."""
-    values: dict[str, Any]
-    """Canonical value of every column (primary key included)."""
-    ts: int | None
-    """Newest write time of the row's cells (µs), None when unknown."""
-    raw_key: tuple[Any, ...] = ()
-    """The primary key as the side's client library returned it (to read the row again, or delete it)."""
-    token: int | None = None
-    """The partition's Murmur3 token."""
+    """One row as a scan read it. Only what a digest needs is computed eagerly (the canonical values and
+    their hash); the key, the values by name and the write time are derived when a row is compared."""
+
+    __slots__ = ("_stamps", "canonical", "columns", "keys", "raw_key", "token")
+
+    def __init__(
+        self,
+        columns: tuple[str, ...],
+        keys: int,
+        canonical: list[Any],
+        stamps: Any,
+        raw_key: tuple[Any, ...] = (),
+        token: int | None = None,
+    ) -> None:
+        self.columns, self.keys, self.canonical = columns, keys, canonical
+        self._stamps = stamps
+        """Cassandra: the write times selected; the mirror: its ``_cdc_cells`` text."""
+        self.raw_key = raw_key
+        """The primary key as the side's client library returned it (to read the row again, or delete it)."""
+        self.token = token
+        """The partition's Murmur3 token."""
 
     @property
     def hash(self) -> int:
-        return row_hash(list(self.values.values()))
+        return row_hash(self.canonical)
+
+    @property
+    def key(self) -> Key:
+        """Canonical primary key (hashable)."""
+        return tuple(hashable(v) for v in self.canonical[: self.keys])
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """Canonical value of every column (primary key included), by name."""
+        return dict(zip(self.columns, self.canonical, strict=True))
+
+    @property
+    def ts(self) -> int | None:
+        """Newest write time of the row's cells (µs), None when unknown."""
+        if isinstance(self._stamps, str) or self._stamps is None:
+            return _newest(self._stamps)
+        times = [t for t in self._stamps if isinstance(t, int)]
+        return max(times) if times else None
 
 
 Converter = Callable[[Any], Any]
@@ -65,10 +92,6 @@ def _converter(t: CqlType, canonical: Callable[[CqlType, Any], Any]) -> Converte
 
 def _all(schema: TableSchema) -> tuple[Column, ...]:
     return (*schema.partition_key, *schema.clustering, *schema.columns)
-
-
-def _key(schema: TableSchema, values: dict[str, Any]) -> Key:
-    return tuple(hashable(values[c.name]) for c in (*schema.partition_key, *schema.clustering))
 
 
 def _writetime(column: Column) -> str:
@@ -102,12 +125,10 @@ def scan_cassandra(
     bound = statement.bind((token_range.start, token_range.end))
     bound.fetch_size = page_size
     rows = session.execute(bound) if profile is None else session.execute(bound, execution_profile=profile)
+    names = tuple(c.name for c in columns)
     for record in rows:
-        values = {c.name: f(v) for c, f, v in zip(columns, convert, record[:width], strict=True)}
-        times = [t for t in record[width:-1] if isinstance(t, int)]
-        yield ScannedRow(
-            _key(schema, values), values, max(times) if times else None, tuple(record[:keys]), record[-1]
-        )
+        canonical = [f(v) for f, v in zip(convert, record[:width], strict=True)]
+        yield ScannedRow(names, keys, canonical, record[width:-1], tuple(record[:keys]), record[-1])
 
 
 def count_query(schema: TableSchema) -> str:
@@ -144,11 +165,10 @@ def scan_postgres(
     with conn.cursor(name=f"cdc_reconcile_{id(token_range)}") as cur:
         cur.itersize = page_size
         cur.execute(postgres_query(schema, spec), (token_range.start, token_range.end))
+        names = tuple(c.name for c in columns)
         for record in cur:
-            values = {c.name: f(v) for c, f, v in zip(columns, convert, record[:width], strict=True)}
-            yield ScannedRow(
-                _key(schema, values), values, _newest(record[width]), tuple(record[:keys]), record[width + 1]
-            )
+            canonical = [f(v) for f, v in zip(convert, record[:width], strict=True)]
+            yield ScannedRow(names, keys, canonical, record[width], tuple(record[:keys]), record[width + 1])
 
 
 def _newest(cells_text: str | None) -> int | None:
