@@ -64,3 +64,26 @@ dlq_replay_jobs = Gauge("cdc_dlq_replay_running", "Replay jobs this worker is ru
 dlq_unpublished = Gauge(
     "cdc_dlq_unpublished", "Dead letters leased by this worker and not yet acknowledged by the DLQ topic"
 )
+reconciliation_drift = Gauge(
+    "cdc_reconciliation_drift_percentage", "Drifted rows of the last reconciliation, in percent", ["table"]
+)
+reconciliation_cassandra_rows = Gauge(
+    "cdc_reconciliation_cassandra_rows", "Rows Cassandra held at the last reconciliation", ["table"]
+)
+reconciliation_postgres_rows = Gauge(
+    "cdc_reconciliation_postgres_rows", "Rows the mirror held at the last reconciliation", ["table"]
+)
+reconciliation_mismatches = Counter(
+    "cdc_reconciliation_mismatches_total", "Mismatches found by reconciliation", ["table", "type"]
+)
+reconciliation_jobs = Counter(
+    "cdc_reconciliation_jobs_completed_total",
+    "Tables reconciled, by outcome (clean, drift, failed)",
+    ["table", "status"],
+)
+reconciliation_duration = Gauge(
+    "cdc_reconciliation_duration_seconds", "How long the last reconciliation of a table took", ["table"]
+)
+reconciliation_repaired = Counter(
+    "cdc_reconciliation_repaired_total", "Mismatching rows repaired by reconciliation", ["table"]
+)

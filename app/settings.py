@@ -134,6 +134,31 @@ class SinkSettings(BaseModel):
     """How long an open circuit holds every caller back before one attempt probes the dependency."""
 
 
+class ReconcileSettings(BaseModel):
+    interval_s: float | None = Field(default=3600.0, gt=0)
+    """How often one worker reconciles (``tables``, ``strategy``); None: only on demand."""
+    tables: list[str] = []
+    """``keyspace.table`` names of the scheduled job; empty: every mirrored table."""
+    strategy: Literal["CHECKSUM", "ROW_COUNT"] = "CHECKSUM"
+    ranges: int = Field(default=256, ge=1)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    row_threshold: int = Field(default=2000, ge=1)
+    recheck_after_s: float = Field(default=5.0, ge=0)
+    lag_allowance_s: float = Field(default=30.0, ge=0)
+    """A row written this recently (on either side) when differences are rechecked is in flight, not drift."""
+    auto_repair: bool = False
+    """Repair what scheduled and triggered jobs find."""
+    max_concurrent_jobs: int = Field(default=3, ge=1)
+
+    @field_validator("tables")
+    @classmethod
+    def _qualified(cls, value: list[str]) -> list[str]:
+        bad = [t for t in value if "." not in t]
+        if bad:
+            raise ValueError(f"{bad[0]!r}: use keyspace.table")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CDC_",
@@ -152,6 +177,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     sink: SinkSettings = SinkSettings()
     dlq: DlqSettings = DlqSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -9,6 +9,7 @@ the RocksDB store asserts a current event regardless).
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,9 @@ def _local_table(name: str, help_text: str) -> Any:
 
 progress: Any = _local_table("progress", "topic:partition -> {next_offset, last_ts_us}")
 table_counters: Any = _local_table("table-counters", "keyspace.table -> {applied events by mutation kind}")
+reconciliation_counters: Any = _local_table(
+    "reconciliation-counters", "keyspace.table -> {rows_checked, mismatches, jobs, last_run}"
+)
 
 
 @dataclass
@@ -74,3 +78,13 @@ def record(outcome: Outcome) -> None:
         update(progress, key, last, counts)
     for key, last, counts in tables:
         update(table_counters, key, last, counts)
+
+
+def record_reconciliation(summary: dict[str, Any]) -> None:
+    """Add a reconciled table's result (``app.reconcile.store.summary``) to its counters."""
+    update(
+        reconciliation_counters,
+        summary["table"],
+        {"last_run": int(time.time()), "last_drift_ppm": int(summary["drift_percentage"] * 10_000)},
+        {"rows_checked": int(summary["cassandra_rows"]), "mismatches": int(summary["mismatches"]), "jobs": 1},
+    )

@@ -179,6 +179,103 @@ SCHEMAS: dict[str, Any] = {
             "tables": {"type": _OBJ, "additionalProperties": {"type": _OBJ}},
         },
     },
+    "ReconcileTrigger": {
+        "type": _OBJ,
+        "additionalProperties": False,
+        "properties": {
+            "tables": {"type": "array", "items": {"type": "string"}},
+            "strategy": {"enum": ["CHECKSUM", "ROW_COUNT"]},
+            "repair": {"type": "boolean"},
+            "ranges": {"type": "integer", "minimum": 1},
+            "row_threshold": {"type": "integer", "minimum": 1},
+        },
+    },
+    "ReconcileAccepted": {
+        "type": _OBJ,
+        "required": ["job_id", "status"],
+        "properties": {"job_id": {"type": "integer"}, "status": {"enum": ["running"]}},
+    },
+    "ReconcileJob": {
+        "type": _OBJ,
+        "required": [
+            "id",
+            "job_type",
+            "strategy",
+            "tables",
+            "status",
+            "started_at",
+            "mismatches",
+            "drift_percentage",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "job_type": {"enum": ["manual", "scheduled"]},
+            "owner": {"type": "string"},
+            "strategy": {"enum": ["CHECKSUM", "ROW_COUNT"]},
+            "tables": {"type": "array", "items": {"type": "string"}},
+            "status": {"enum": ["running", "done", "failed"]},
+            "started_at": {"type": "string"},
+            "finished_at": _nullable("string"),
+            "cassandra_rows": {"type": "integer"},
+            "postgres_rows": {"type": "integer"},
+            "mismatches": {"type": "integer"},
+            "in_flight": {"type": "integer"},
+            "drift_percentage": {"type": "number"},
+            "errors": {"type": "array"},
+            "alert_fired": {"type": "boolean"},
+            "report": {"type": _OBJ},
+        },
+    },
+    "ReconcileJobs": {
+        "type": _OBJ,
+        "required": ["jobs", "next_after"],
+        "properties": {
+            "jobs": {"type": "array", "items": _ref("ReconcileJob")},
+            "next_after": _nullable("integer"),
+        },
+    },
+    "Mismatch": {
+        "type": _OBJ,
+        "required": [
+            "id",
+            "job_id",
+            "keyspace",
+            "table",
+            "primary_key",
+            "mismatch_type",
+            "resolution_status",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "job_id": {"type": "integer"},
+            "keyspace": {"type": "string"},
+            "table": {"type": "string"},
+            "primary_key": {"type": "array"},
+            "mismatch_type": {"enum": ["MISSING_IN_POSTGRES", "MISSING_IN_CASSANDRA", "DATA_MISMATCH"]},
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "cassandra_data": _nullable("object"),
+            "postgres_data": _nullable("object"),
+            "cassandra_checksum": _nullable("string"),
+            "postgres_checksum": _nullable("string"),
+            "resolution_status": {"enum": ["PENDING", "AUTO_RESOLVED", "MANUAL_RESOLVED", "IGNORED"]},
+            "detected_at": {"type": "string"},
+            "resolved_at": _nullable("string"),
+            "resolution_note": _nullable("string"),
+        },
+    },
+    "Mismatches": {
+        "type": _OBJ,
+        "required": ["mismatches", "next_after"],
+        "properties": {
+            "mismatches": {"type": "array", "items": _ref("Mismatch")},
+            "next_after": _nullable("integer"),
+        },
+    },
+    "MismatchResolve": {
+        "type": _OBJ,
+        "additionalProperties": False,
+        "properties": {"status": {"enum": ["MANUAL_RESOLVED", "IGNORED"]}, "note": {"type": "string"}},
+    },
     "SchemaVersions": {
         "type": _OBJ,
         "required": ["table", "versions"],
@@ -330,6 +427,70 @@ PATHS: dict[str, dict[str, Any]] = {
                 "Replay",
                 {400: "id is not an integer", 404: "no such replay", 503: "not connected"},
                 auth=True,
+            ),
+            "parameters": [_ID],
+        }
+    },
+    "/reconciliation/trigger": {
+        "post": _op(
+            "Start a reconciliation job",
+            "ReconcileAccepted",
+            {400: "bad request", 429: "3 jobs running", 503: "not connected"},
+            auth=True,
+            body="ReconcileTrigger",
+            status=202,
+        )
+    },
+    "/reconciliation/jobs": {
+        "get": {
+            **_op(
+                "Reconciliation jobs, paged",
+                "ReconcileJobs",
+                {400: "bad query", 503: "not connected"},
+                auth=True,
+            ),
+            "parameters": [
+                _PAGE[0],
+                _PAGE[1],
+                *(
+                    {"name": n, "in": "query", "schema": {"type": "string"}}
+                    for n in ("table", "status", "from", "to")
+                ),
+            ],
+        }
+    },
+    "/reconciliation/jobs/{id}": {
+        "get": {
+            **_op(
+                "One reconciliation job with its report",
+                "ReconcileJob",
+                {400: "id is not an integer", 404: "no such job", 503: "not connected"},
+                auth=True,
+            ),
+            "parameters": [_ID],
+        }
+    },
+    "/reconciliation/mismatches": {
+        "get": {
+            **_op("Mismatches, paged", "Mismatches", {400: "bad query", 503: "not connected"}, auth=True),
+            "parameters": [
+                _PAGE[0],
+                _PAGE[1],
+                *(
+                    {"name": n, "in": "query", "schema": {"type": "string"}}
+                    for n in ("job_id", "table", "type", "status")
+                ),
+            ],
+        }
+    },
+    "/reconciliation/mismatches/{id}/resolve": {
+        "post": {
+            **_op(
+                "Close a mismatch by hand",
+                "Mismatch",
+                {400: "bad status or id", 404: "no such mismatch", 503: "not connected"},
+                auth=True,
+                body="MismatchResolve",
             ),
             "parameters": [_ID],
         }

@@ -12,8 +12,6 @@ from typing import Any
 
 import click
 import orjson
-import psycopg
-from psycopg_pool import ConnectionPool
 
 from app.logging import configured_settings
 from app.settings import Settings
@@ -41,14 +39,19 @@ def peak_rss_mib() -> float | None:
     return None
 
 
-def _tables(conn: psycopg.Connection[Any], given: tuple[str, ...]) -> list[str]:
-    if given:
-        bad = [t for t in given if "." not in t]
-        if bad:
-            raise click.UsageError(f"--table {bad[0]}: use keyspace.table")
-        return list(given)
-    rows = conn.execute("SELECT DISTINCT keyspace || '.' || \"table\" FROM _cdc_schema_metadata ORDER BY 1")
-    return [r[0] for r in rows]
+def progress_bar(table: str, total: int) -> Any:
+    """A progress bar on stderr for one table's ranges: ``update(done)``."""
+    bar = click.progressbar(length=total, label=table, file=sys.stderr, show_pos=True, show_eta=True)
+    bar.__enter__()
+    seen = [0]
+
+    def update(done: int) -> None:
+        bar.update(done - seen[0])
+        seen[0] = done
+        if done >= total:
+            bar.__exit__(None, None, None)
+
+    return update
 
 
 @click.command(name="reconcile")
@@ -56,61 +59,65 @@ def _tables(conn: psycopg.Connection[Any], given: tuple[str, ...]) -> list[str]:
     "--table", "tables", multiple=True, help="keyspace.table (repeatable; default: every mirrored table)."
 )
 @click.option(
-    "--strategy", type=click.Choice(["CHECKSUM", "ROW_COUNT"]), default="CHECKSUM", show_default=True
+    "--strategy",
+    type=click.Choice(["CHECKSUM", "ROW_COUNT"]),
+    help="Default: CDC_RECONCILE__STRATEGY (CHECKSUM).",
 )
 @click.option(
     "--ranges",
     type=click.IntRange(1, 1_000_000),
-    default=64,
-    show_default=True,
-    help="Token ranges the ring is split into.",
+    help="Token ranges the ring is split into (default: CDC_RECONCILE__RANGES, 256).",
 )
-@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 64), help="Ranges read at once (default 4).")
 @click.option(
     "--row-threshold",
     type=click.IntRange(1, 1_000_000),
-    default=1000,
-    show_default=True,
-    help="Bisect a differing range until it holds at most this many rows, then compare rows.",
+    help="Bisect a differing range until it holds at most this many rows, then compare rows (default 2000).",
 )
 @click.option(
     "--recheck-after",
     type=float,
-    default=5.0,
-    show_default=True,
-    help="Seconds before differences are checked again (only persisting ones count).",
+    help="Seconds before differences are checked again; only persisting ones count (default 5).",
 )
 @click.option(
     "--lag-allowance",
     type=float,
-    default=30.0,
-    show_default=True,
-    help="Writes newer than this many seconds before the recheck may still be in flight.",
+    help="A row written this many seconds before the recheck may still be in flight (default 30).",
 )
 @click.option("--repair", is_flag=True, help="Repair every mismatch found through the stream's apply path.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def reconcile(
     tables: tuple[str, ...],
-    strategy: str,
-    ranges: int,
-    concurrency: int,
-    row_threshold: int,
-    recheck_after: float,
-    lag_allowance: float,
+    strategy: str | None,
+    ranges: int | None,
+    concurrency: int | None,
+    row_threshold: int | None,
+    recheck_after: float | None,
+    lag_allowance: float | None,
     repair: bool,
     as_json: bool,
 ) -> None:
     """Compare Cassandra with PostgreSQL: CHECKSUM finds every drifted row; ROW_COUNT counts per range."""
     settings: Settings = configured_settings()
+    from app.reconcile import jobs
     from app.reconcile.engine import Strategy
 
-    options = {
+    given_options = {
+        "strategy": Strategy(strategy) if strategy else None,
         "ranges": ranges,
         "concurrency": concurrency,
+        "row_threshold": row_threshold,
         "recheck_after_s": recheck_after,
         "lag_allowance_s": lag_allowance,
     }
-    results, errors, job = _run(settings, tables, Strategy(strategy), row_threshold, options, repair)
+    overrides = {k: v for k, v in given_options.items() if v is not None}
+    options = jobs.JobOptions.from_settings(settings, "manual", repair=repair, **overrides)
+    try:
+        given = jobs.checked_tables(tables)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    job = jobs.run(settings, given, options, progress_bar)
+    results, errors = job["report"]["tables"], job["errors"]
     if as_json:
         click.echo(
             _json(
@@ -136,102 +143,3 @@ def reconcile(
         sys.exit(EXIT_ERROR)
     if any((r["mismatches"] and not repair) or r["count_difference"] for r in results):
         sys.exit(EXIT_DRIFT)
-
-
-def _run(
-    settings: Settings,
-    given: tuple[str, ...],
-    strategy: Any,
-    row_threshold: int,
-    options: dict[str, Any],
-    repair: bool = False,
-) -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:
-    from app.cassandra_session import connect
-    from app.reconcile import store
-    from app.sink.checkpoints import ensure_meta
-
-    dsn = settings.postgres.dsn.get_secret_value()
-    cluster, session = connect(settings.cassandra)
-    pool: ConnectionPool[Any] = ConnectionPool(
-        dsn, min_size=1, max_size=options["concurrency"] + 1, open=True
-    )
-    results: list[dict[str, Any]] = []
-    errors: list[str] = []
-    try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            ensure_meta(conn)
-            names = _tables(conn, given)
-            job_id = store.start_job(conn, strategy.value, names)
-            for name in names:
-                try:
-                    schema, report = _check_one(
-                        settings, cluster, session, pool, conn, name, strategy, row_threshold, options
-                    )
-                    store.record_mismatches(conn, job_id, name, report.mismatches)
-                    summary = store.summary(report)
-                    if repair and report.mismatches:
-                        summary["repaired"] = _repair(settings, session, schema, report, job_id, name)
-                    results.append(summary)
-                except Exception as error:  # one table's failure is reported, the others still run
-                    errors.append(f"{name}: {type(error).__name__}: {error}")
-            job = store.finish_job(conn, job_id, results, errors)
-    finally:
-        pool.close()
-        cluster.shutdown()
-    return results, errors, job
-
-
-def _check_one(
-    settings: Settings,
-    cluster: Any,
-    session: Any,
-    pool: ConnectionPool[Any],
-    conn: Any,
-    name: str,
-    strategy: Any,
-    row_threshold: int,
-    options: dict[str, Any],
-) -> Any:
-    from app.cassandra_schema import table_schema
-    from app.reconcile.engine import TableCheck, run_table
-    from app.sink import ddl
-    from models.mirror_spec import spec_for
-
-    keyspace, _, table = name.partition(".")
-    schema = table_schema(cluster, keyspace, table)
-    spec = spec_for(schema, settings.sink.table_targets.get(name))
-    conn.execute(ddl.create_mirror_token_index(spec))
-    with click.progressbar(
-        length=options["ranges"], label=name, file=sys.stderr, show_pos=True, show_eta=True
-    ) as bar:
-        seen = [0]
-
-        def progress(done: int, total: int, rows: int) -> None:
-            bar.update(done - seen[0])
-            seen[0] = done
-
-        report = run_table(
-            TableCheck(session, pool, schema, spec, row_threshold), strategy, progress=progress, **options
-        )
-    return schema, report
-
-
-def _repair(settings: Settings, session: Any, schema: Any, report: Any, job_id: int, name: str) -> int:
-    """Repair a table's mismatches (one transaction, the stream's apply path) and mark them AUTO_RESOLVED."""
-    import asyncio
-    import time
-
-    from app.reconcile import store
-    from app.reconcile.repair import repair_table
-    from app.runtime import Runtime
-
-    runtime = Runtime(settings)
-    try:
-        applier = asyncio.run(runtime.ensure_started())
-        assert runtime.pool is not None
-        observed = int(time.time() * 1_000_000)
-        with runtime.pool.connection() as conn, conn.transaction():
-            repair_table(conn, applier, session, schema, report.mismatches, observed, observed)
-            return store.resolved(conn, job_id, name)
-    finally:
-        runtime.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg import Connection
+from psycopg import Connection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -13,10 +13,13 @@ from app.reconcile.engine import Found, TableReport
 from models.reconcile import drift_percent, row_hash
 
 
-def start_job(conn: Connection[Any], strategy: str, tables: Sequence[str], job_type: str = "manual") -> int:
+def start_job(
+    conn: Connection[Any], strategy: str, tables: Sequence[str], job_type: str = "manual", owner: str = ""
+) -> int:
     row = conn.execute(
-        "INSERT INTO _cdc_reconciliation_jobs (job_type, strategy, tables) VALUES (%s, %s, %s) RETURNING id",
-        (job_type, strategy, Jsonb(list(tables))),
+        """INSERT INTO _cdc_reconciliation_jobs (job_type, strategy, tables, owner) VALUES (%s, %s, %s, %s)
+           RETURNING id""",
+        (job_type, strategy, Jsonb(list(tables)), owner),
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -112,3 +115,92 @@ def resolved(conn: Connection[Any], job_id: int, table: str) -> int:
            WHERE job_id = %s AND keyspace = %s AND "table" = %s AND resolution_status = 'PENDING'""",
         (job_id, keyspace, name),
     ).rowcount
+
+
+JOB = (
+    "id, job_type, owner, strategy, tables, status, started_at, finished_at, cassandra_rows, postgres_rows, ranges, "
+    "mismatches, in_flight, drift_percentage, errors, alert_fired"
+)
+MISMATCH = (
+    'id, job_id, keyspace, "table", primary_key, mismatch_type, columns, cassandra_data, postgres_data, '
+    "cassandra_checksum, postgres_checksum, resolution_status, detected_at, resolved_at, resolution_note"
+)
+
+
+def _page(conn: Connection[Any], query: sql.Composed, params: list[Any]) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)
+        return list(cur.fetchall())
+
+
+def jobs(conn: Connection[Any], filters: dict[str, Any], limit: int, after: int) -> list[dict[str, Any]]:
+    """Jobs by id (newest last), filtered by ``table`` (``ks.t`` among its tables), ``status``, ``from``/``to``
+    (started at or after / before)."""
+    where: list[sql.Composable] = [sql.SQL("id > %s")]
+    params: list[Any] = [after]
+    if filters.get("table"):
+        where.append(sql.SQL("tables ? %s"))
+        params.append(filters["table"])
+    if filters.get("status"):
+        where.append(sql.SQL("status = %s"))
+        params.append(filters["status"])
+    if filters.get("from"):
+        where.append(sql.SQL("started_at >= %s"))
+        params.append(filters["from"])
+    if filters.get("to"):
+        where.append(sql.SQL("started_at < %s"))
+        params.append(filters["to"])
+    query = sql.SQL("SELECT {} FROM _cdc_reconciliation_jobs WHERE {} ORDER BY id LIMIT %s").format(
+        sql.SQL(JOB), sql.SQL(" AND ").join(where)
+    )
+    return _page(conn, query, [*params, limit])
+
+
+def job(conn: Connection[Any], job_id: int) -> dict[str, Any] | None:
+    query = sql.SQL("SELECT {}, report FROM _cdc_reconciliation_jobs WHERE id = %s").format(sql.SQL(JOB))
+    found = _page(conn, query, [job_id])
+    return found[0] if found else None
+
+
+def mismatches(
+    conn: Connection[Any], filters: dict[str, Any], limit: int, after: int
+) -> list[dict[str, Any]]:
+    """Mismatches by id, filtered by ``job_id``, ``table`` (``ks.t``), ``type``, ``status``."""
+    where: list[sql.Composable] = [sql.SQL("id > %s")]
+    params: list[Any] = [after]
+    if filters.get("job_id") is not None:
+        where.append(sql.SQL("job_id = %s"))
+        params.append(filters["job_id"])
+    if filters.get("table"):
+        keyspace, _, name = str(filters["table"]).partition(".")
+        where.append(sql.SQL('keyspace = %s AND "table" = %s'))
+        params.extend([keyspace, name])
+    if filters.get("type"):
+        where.append(sql.SQL("mismatch_type = %s"))
+        params.append(filters["type"])
+    if filters.get("status"):
+        where.append(sql.SQL("resolution_status = %s"))
+        params.append(filters["status"])
+    query = sql.SQL("SELECT {} FROM _cdc_reconciliation_mismatches WHERE {} ORDER BY id LIMIT %s").format(
+        sql.SQL(MISMATCH), sql.SQL(" AND ").join(where)
+    )
+    return _page(conn, query, [*params, limit])
+
+
+def resolve(conn: Connection[Any], mismatch_id: int, status: str, note: str | None) -> dict[str, Any] | None:
+    """Close a mismatch by hand (``MANUAL_RESOLVED`` or ``IGNORED``)."""
+    assert status in ("MANUAL_RESOLVED", "IGNORED"), status
+    query = sql.SQL(
+        """UPDATE _cdc_reconciliation_mismatches SET resolution_status = %s, resolution_note = %s,
+               resolved_at = now() WHERE id = %s RETURNING {}"""
+    ).format(sql.SQL(MISMATCH))
+    found = _page(conn, query, [status, note, mismatch_id])
+    return found[0] if found else None
+
+
+def last_scheduled(conn: Connection[Any]) -> Any:
+    """When the last scheduled job started (None: never)."""
+    row = conn.execute(
+        "SELECT max(started_at) FROM _cdc_reconciliation_jobs WHERE job_type = 'scheduled'"
+    ).fetchone()
+    return row[0] if row else None

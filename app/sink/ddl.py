@@ -226,6 +226,7 @@ META_DDL: tuple[sql.SQL, ...] = (
             errors jsonb NOT NULL DEFAULT '[]', alert_fired boolean NOT NULL DEFAULT false,
             report jsonb NOT NULL DEFAULT '{}')"""
     ),
+    sql.SQL("ALTER TABLE _cdc_reconciliation_jobs ADD COLUMN IF NOT EXISTS owner text NOT NULL DEFAULT ''"),
     sql.SQL(
         "CREATE INDEX IF NOT EXISTS _cdc_reconciliation_jobs_started_idx ON _cdc_reconciliation_jobs (started_at)"
     ),
@@ -239,7 +240,7 @@ META_DDL: tuple[sql.SQL, ...] = (
             cassandra_checksum text, postgres_checksum text,
             resolution_status text NOT NULL DEFAULT 'PENDING'
                 CHECK (resolution_status IN ('PENDING', 'AUTO_RESOLVED', 'MANUAL_RESOLVED', 'IGNORED')),
-            detected_at timestamptz NOT NULL DEFAULT now(), resolved_at timestamptz)"""
+            detected_at timestamptz NOT NULL DEFAULT now(), resolved_at timestamptz, resolution_note text)"""
     ),
     sql.SQL(
         """CREATE INDEX IF NOT EXISTS _cdc_reconciliation_mismatches_job_idx

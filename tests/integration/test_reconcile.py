@@ -8,6 +8,7 @@ Then an undrifted table under live writes: CHECKSUM reports no mismatch.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -241,3 +242,42 @@ def test_checksum_finds_exactly_the_drifted_keys_and_no_false_positives_under_li
             "SELECT primary_key FROM _cdc_reconciliation_mismatches WHERE job_id = %s", (live["job_id"],)
         ).fetchall()
     assert [tuple(k) for (k,) in keys] == [(300, 0)]
+
+
+def test_the_schedule_runs_each_interval_on_exactly_one_of_two_workers(
+    cql: Any,
+    keyspace: str,
+    start_worker: Any,
+    pg_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    agent_log: Path,
+    topics: list[str],
+) -> None:
+    topic = f"{topic_prefix}.{keyspace}.t"
+    topics.append(topic)
+    create_cdc_keyspace(cql, keyspace, {"t": DEFINITION}, topic_prefix, kafka_bootstrap, agent_log)
+    fill(cql, keyspace, "t", 200)
+    env = {"CDC_RECONCILE__INTERVAL_S": "4", "CDC_RECONCILE__TABLES": json.dumps([f"{keyspace}.t"])}
+    workers = [start_worker([keyspace], extra_env=env) for _ in range(2)]
+    converged(cql, pg_dsn, workers[0], keyspace, ["t"], [topic])
+
+    def scheduled() -> list[tuple[Any, ...]]:
+        with psycopg.connect(pg_dsn) as conn:
+            return conn.execute(
+                """SELECT started_at, owner, status, mismatches FROM _cdc_reconciliation_jobs
+                   WHERE job_type = 'scheduled' AND tables = %s::jsonb ORDER BY started_at""",
+                (json.dumps([f"{keyspace}.t"]),),
+            ).fetchall()
+
+    try:
+        wait_until(lambda: len([j for j in scheduled() if j[2] == "done"]) >= 4, 90, "4 scheduled jobs")
+    except TimeoutError as error:
+        pytest.fail(f"{error}: {scheduled()}\n{workers[0].log_tail()}\n{workers[1].log_tail()}")
+    jobs = scheduled()
+    starts = [j[0] for j in jobs]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.9 * 4, gaps  # never two in one interval, whichever worker's timer fired
+    owners = {j[1].split("@")[0] for j in jobs}
+    assert owners <= {w.app_id for w in workers}, owners
+    assert all(j[3] == 0 for j in jobs if j[2] == "done"), jobs
