@@ -8,13 +8,17 @@ from functools import wraps
 from typing import Any
 
 import orjson
+import structlog
 from faust.web import View
 
 from agents.changes import current_runtime
 from app.api.auth import authorize
 from app.api.errors import ApiError, bad_request, unavailable
+from app.logging import redact_text
 from app.settings import get_settings
 from models.dlq import decoded
+
+log = structlog.get_logger("cdc.api")
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -43,6 +47,10 @@ def endpoint(*, auth: bool = False) -> Callable[[Handler], Handler]:
                 return await method(self, request, **kwargs)
             except ApiError as error:
                 return respond(self, error.body(), error.status)
+            except Exception as error:  # a bug or a dependency down: the same error body, logged, redacted
+                log.exception("API request failed", path=str(request.path))
+                failure = ApiError(500, "internal", redact_text(f"{type(error).__name__}: {error}")[:500])
+                return respond(self, failure.body(), failure.status)
 
         return inner
 

@@ -242,6 +242,7 @@ META_DDL: tuple[sql.SQL, ...] = (
                 CHECK (resolution_status IN ('PENDING', 'AUTO_RESOLVED', 'MANUAL_RESOLVED', 'IGNORED')),
             detected_at timestamptz NOT NULL DEFAULT now(), resolved_at timestamptz, resolution_note text)"""
     ),
+    sql.SQL("ALTER TABLE _cdc_reconciliation_mismatches ADD COLUMN IF NOT EXISTS resolution_note text"),
     sql.SQL(
         """CREATE INDEX IF NOT EXISTS _cdc_reconciliation_mismatches_job_idx
             ON _cdc_reconciliation_mismatches (job_id, keyspace, "table")"""
