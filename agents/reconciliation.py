@@ -112,3 +112,41 @@ def _claim_schedule(dsn: str, interval: float) -> tuple[int, list[str]] | None:
             return store.start_job(conn, options.strategy.value, names, "scheduled", owner), names
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEDULE_LOCK,))
+
+
+@app.timer(interval=60.0)
+async def resume_stale_jobs() -> None:
+    """A job whose runner died (no heartbeat for ``reconcile.job_stale_s``) is taken over and finished: only
+    its ranges not done are read."""
+    settings = get_settings()
+    if busy():
+        return
+    owner = f"{settings.app_id}@{socket.gethostname()}:{os.getpid()}"
+    stale = settings.reconcile.job_stale_s
+
+    def claim() -> int | None:
+        with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
+            for job in store.resumable(conn, stale):
+                if store.claim_stale(conn, int(job["id"]), owner, stale):
+                    return int(job["id"])
+        return None
+
+    try:
+        job_id = await asyncio.to_thread(claim)
+    except Exception:
+        log.exception("looking for stale reconciliation jobs failed; next tick retries")
+        return
+    if job_id is None:
+        return
+    log.warning("resuming a reconciliation job whose runner stopped", job_id=job_id)
+    task = asyncio.ensure_future(_resume(job_id))
+    state.running.add(task)
+    task.add_done_callback(state.running.discard)
+
+
+async def _resume(job_id: int) -> None:
+    async with _slots():
+        try:
+            await asyncio.to_thread(jobs.rerun, get_settings(), job_id)
+        except Exception:
+            log.exception("resumed reconciliation job failed", job_id=job_id)

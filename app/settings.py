@@ -149,6 +149,8 @@ class ReconcileSettings(BaseModel):
     auto_repair: bool = False
     """Repair what scheduled and triggered jobs find."""
     max_concurrent_jobs: int = Field(default=3, ge=1)
+    job_stale_s: float = Field(default=300.0, gt=0)
+    """A running job without a heartbeat (one per range) for this long is resumed by a worker."""
 
     @field_validator("tables")
     @classmethod

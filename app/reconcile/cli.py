@@ -85,6 +85,11 @@ def progress_bar(table: str, total: int) -> Any:
     help="A row written this many seconds before the recheck may still be in flight (default 30).",
 )
 @click.option("--repair", is_flag=True, help="Repair every mismatch found through the stream's apply path.")
+@click.option(
+    "--rerun",
+    type=int,
+    help="Run job JOB again with its own options: only its failed or unfinished ranges are read.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def reconcile(
     tables: tuple[str, ...],
@@ -95,6 +100,7 @@ def reconcile(
     recheck_after: float | None,
     lag_allowance: float | None,
     repair: bool,
+    rerun: int | None,
     as_json: bool,
 ) -> None:
     """Compare Cassandra with PostgreSQL: CHECKSUM finds every drifted row; ROW_COUNT counts per range."""
@@ -116,7 +122,13 @@ def reconcile(
         given = jobs.checked_tables(tables)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    job = jobs.run(settings, given, options, progress_bar)
+    if rerun is not None:
+        try:
+            job = jobs.rerun(settings, rerun, progress_bar)
+        except LookupError as error:
+            raise click.UsageError(str(error)) from None
+    else:
+        job = jobs.run(settings, given, options, progress_bar)
     results, errors = job["report"]["tables"], job["errors"]
     if as_json:
         click.echo(

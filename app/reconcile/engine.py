@@ -9,7 +9,7 @@ Blocking code (threads, the driver, psycopg); every range streams, so memory is 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -78,6 +78,8 @@ class TableReport:
     """Differences still catching up at the recheck: not counted."""
     count_difference: int = 0
     """ROW_COUNT: the sum over ranges of |Cassandra rows - mirror rows|."""
+    errors: list[str] = field(default_factory=list)
+    """Ranges that failed (stored as such: ``cdc reconcile --rerun`` reads them again)."""
     seconds: float = 0.0
 
 
@@ -213,6 +215,10 @@ class TableCheck:
 _Rows = tuple[dict[Key, ScannedRow], dict[Key, ScannedRow]]
 
 
+RangeDone = Callable[[TokenRange, "RangeReport | None", "str | None"], None]
+"""``(range, its report, or the error that stopped it)``: called as each range ends (to store it)."""
+
+
 def run_table(
     check: RangeChecker,
     strategy: Strategy,
@@ -222,32 +228,47 @@ def run_table(
     lag_allowance_s: float = 30.0,
     progress: Progress = lambda done, total, rows: None,
     sleep: Callable[[float], None] = time.sleep,
+    resumed: Mapping[TokenRange, RangeReport] | None = None,
+    on_range: RangeDone = lambda r, report, error: None,
 ) -> TableReport:
-    """Check a whole table; ranges run ``concurrency`` at a time."""
+    """Check a whole table; ranges run ``concurrency`` at a time. ``resumed``: ranges an earlier run of the
+    job finished (not read again). A range that fails is reported (``errors``), the others go on."""
     schema = check.schema
     report = TableReport(f"{schema.keyspace}.{schema.table}", strategy)
     started = time.monotonic()
     parts = split(ranges)
     report.ranges = len(parts)
-    done, rows = 0, 0
+    finished = dict(resumed or {})
+    todo = [r for r in parts if r not in finished]
+
+    def one(r: TokenRange) -> tuple[TokenRange, RangeReport | None, str | None]:
+        try:
+            if strategy is Strategy.ROW_COUNT:
+                return r, RangeReport(r, *check.digests(r, hashed=False)), None
+            return r, check.check(r), None
+        except Exception as error:  # the range is stored as failed; `--rerun` reads it again
+            return r, None, f"{type(error).__name__}: {error}"
+
+    rows = 0
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="cdc-reconcile") as pool:
-        if strategy is Strategy.ROW_COUNT:
-            for c, p in pool.map(lambda r: check.digests(r, hashed=False), parts):
-                report.cassandra_rows += c.count
-                report.postgres_rows += p.count
-                report.count_difference += abs(c.count - p.count)
-                done, rows = done + 1, rows + c.count + p.count
-                progress(done, len(parts), rows)
-        else:
-            first: list[Found] = []
-            for result in pool.map(check.check, parts):
-                report.cassandra_rows += result.cassandra.count
-                report.postgres_rows += result.postgres.count
-                first.extend(result.found)
-                done, rows = done + 1, rows + result.cassandra.count + result.postgres.count
-                progress(done, len(parts), rows)
-            if first:
-                _recheck(check, report, first, recheck_after_s, lag_allowance_s, sleep)
+        for r, result, error in pool.map(one, todo):
+            on_range(r, result, error)
+            if result is None:
+                report.errors.append(f"range ({r.start}, {r.end}]: {error}")
+                continue
+            finished[r] = result
+            rows += result.cassandra.count + result.postgres.count
+            progress(len(finished), len(parts), rows)
+    first: list[Found] = []
+    for result in finished.values():
+        report.cassandra_rows += result.cassandra.count
+        report.postgres_rows += result.postgres.count
+        report.count_difference += abs(result.cassandra.count - result.postgres.count)
+        first.extend(result.found)
+    if strategy is Strategy.CHECKSUM:
+        report.count_difference = 0
+        if first:
+            _recheck(check, report, first, recheck_after_s, lag_allowance_s, sleep)
     report.seconds = time.monotonic() - started
     return report
 

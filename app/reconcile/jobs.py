@@ -33,6 +33,15 @@ class JobOptions:
     repair: bool = False
     job_type: str = "manual"
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (stored with the job, for ``--rerun``)."""
+        return {**self.__dict__, "strategy": self.strategy.value}
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> JobOptions:
+        known = {k: v for k, v in body.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "strategy": Strategy(known.get("strategy", "CHECKSUM"))})
+
     @classmethod
     def from_settings(cls, settings: Settings, job_type: str, **overrides: Any) -> JobOptions:
         r = settings.reconcile
@@ -70,7 +79,8 @@ def start(settings: Settings, tables: Sequence[str], options: JobOptions) -> tup
     with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
         ensure_meta(conn)
         names = list(tables) or mirrored_tables(conn)
-        return store.start_job(conn, options.strategy.value, names, options.job_type), names
+        job_id = store.start_job(conn, options.strategy.value, names, options.job_type, "", options.as_dict())
+        return job_id, names
 
 
 def run(
@@ -95,12 +105,13 @@ def run(
         with psycopg.connect(dsn, autocommit=True) as conn:
             for name in tables:
                 try:
-                    results.append(
-                        _table(settings, cluster, session, pool, conn, job_id, name, options, progress)
-                    )
+                    summary = _table(settings, cluster, session, pool, conn, job_id, name, options, progress)
                 except Exception as error:  # one table's failure is reported, the others still run
                     errors.append(f"{name}: {type(error).__name__}: {error}")
                     metrics.reconciliation_jobs.labels(name, "failed").inc()
+                    continue
+                errors.extend(f"{name}: {e}" for e in summary.pop("errors"))
+                results.append(summary)
             return store.finish_job(conn, job_id, results, errors)
     finally:
         pool.close()
@@ -135,9 +146,12 @@ def _table(
         recheck_after_s=options.recheck_after_s,
         lag_allowance_s=options.lag_allowance_s,
         progress=lambda done, total, rows: update(done),
+        resumed=store.done_ranges(conn, job_id, name),
+        on_range=lambda r, found, error: store.save_range(conn, job_id, name, r, found, error),
     )
     store.record_mismatches(conn, job_id, name, report.mismatches)
     summary = store.summary(report)
+    summary["errors"] = list(report.errors)
     if options.repair and report.mismatches:
         summary["repaired"] = _repair(settings, session, schema, report, job_id, name)
     _observe(summary, report)
@@ -152,7 +166,7 @@ def _observe(summary: dict[str, Any], report: TableReport) -> None:
     metrics.reconciliation_duration.labels(table).set(summary["seconds"])
     for kind, n in summary["by_type"].items():
         metrics.reconciliation_mismatches.labels(table, kind).inc(n)
-    if summary["repaired"]:
+    if summary.get("repaired"):
         metrics.reconciliation_repaired.labels(table).inc(summary["repaired"])
     metrics.reconciliation_jobs.labels(table, "drift" if report.mismatches else "clean").inc()
 
@@ -174,3 +188,17 @@ def _repair(
             return store.resolved(conn, job_id, name)
     finally:
         runtime.close()
+
+
+def rerun(
+    settings: Settings, job_id: int, progress: ProgressFactory = lambda table, total: lambda done: None
+) -> dict[str, Any]:
+    """Run a job again: only its ranges not finished (failed, or never reached before its runner stopped)
+    are read; the findings of the others come from PostgreSQL."""
+    with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
+        found = store.job(conn, job_id)
+        if found is None:
+            raise LookupError(f"no reconciliation job {job_id}")
+        store.reopen(conn, job_id)
+    options = JobOptions.from_dict(found["options"] or {"strategy": found["strategy"]})
+    return run(settings, found["tables"], options, progress, job_id=job_id)

@@ -9,17 +9,24 @@ from psycopg import Connection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from app.reconcile.engine import Found, TableReport
-from models.reconcile import drift_percent, row_hash
+from app.compare import hashable
+from app.reconcile.engine import Found, RangeReport, TableReport
+from models.reconcile import Candidate, Digest, MismatchType, drift_percent, row_hash
+from models.token_ranges import TokenRange
 
 
 def start_job(
-    conn: Connection[Any], strategy: str, tables: Sequence[str], job_type: str = "manual", owner: str = ""
+    conn: Connection[Any],
+    strategy: str,
+    tables: Sequence[str],
+    job_type: str = "manual",
+    owner: str = "",
+    options: dict[str, Any] | None = None,
 ) -> int:
     row = conn.execute(
-        """INSERT INTO _cdc_reconciliation_jobs (job_type, strategy, tables, owner) VALUES (%s, %s, %s, %s)
-           RETURNING id""",
-        (job_type, strategy, Jsonb(list(tables)), owner),
+        """INSERT INTO _cdc_reconciliation_jobs (job_type, strategy, tables, owner, options, heartbeat_at)
+           VALUES (%s, %s, %s, %s, %s, now()) RETURNING id""",
+        (job_type, strategy, Jsonb(list(tables)), owner, Jsonb(options or {})),
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -157,7 +164,9 @@ def jobs(conn: Connection[Any], filters: dict[str, Any], limit: int, after: int)
 
 
 def job(conn: Connection[Any], job_id: int) -> dict[str, Any] | None:
-    query = sql.SQL("SELECT {}, report FROM _cdc_reconciliation_jobs WHERE id = %s").format(sql.SQL(JOB))
+    query = sql.SQL("SELECT {}, report, options FROM _cdc_reconciliation_jobs WHERE id = %s").format(
+        sql.SQL(JOB)
+    )
     found = _page(conn, query, [job_id])
     return found[0] if found else None
 
@@ -204,3 +213,103 @@ def last_scheduled(conn: Connection[Any]) -> Any:
         "SELECT max(started_at) FROM _cdc_reconciliation_jobs WHERE job_type = 'scheduled'"
     ).fetchone()
     return row[0] if row else None
+
+
+def save_range(
+    conn: Connection[Any],
+    job_id: int,
+    table: str,
+    token_range: TokenRange,
+    report: RangeReport | None,
+    error: str | None,
+) -> None:
+    """A finished (or failed) range of a job, with what its first pass found, and the job's heartbeat."""
+    found = [
+        {"key": list(f.candidate.key), "kind": f.candidate.kind.value, "token": f.token}
+        for f in (report.found if report else [])
+    ]
+    conn.execute(
+        """INSERT INTO _cdc_reconciliation_ranges (job_id, "table", range_start, range_end, status,
+               cassandra_rows, postgres_rows, found, error)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (job_id, "table", range_start) DO UPDATE SET status = EXCLUDED.status,
+               cassandra_rows = EXCLUDED.cassandra_rows, postgres_rows = EXCLUDED.postgres_rows,
+               found = EXCLUDED.found, error = EXCLUDED.error, finished_at = now()""",
+        (
+            job_id,
+            table,
+            token_range.start,
+            token_range.end,
+            "failed" if report is None else "done",
+            report.cassandra.count if report else 0,
+            report.postgres.count if report else 0,
+            Jsonb(found),
+            error,
+        ),
+    )
+    conn.execute("UPDATE _cdc_reconciliation_jobs SET heartbeat_at = now() WHERE id = %s", (job_id,))
+
+
+def done_ranges(conn: Connection[Any], job_id: int, table: str) -> dict[TokenRange, RangeReport]:
+    """The ranges of a table an earlier run of the job finished, as reports (first-pass findings by key)."""
+    rows = conn.execute(
+        """SELECT range_start, range_end, cassandra_rows, postgres_rows, found FROM _cdc_reconciliation_ranges
+           WHERE job_id = %s AND "table" = %s AND status = 'done'""",
+        (job_id, table),
+    ).fetchall()
+    done = {}
+    for start, end, c, p, found in rows:
+        r = TokenRange(int(start), int(end))
+        done[r] = RangeReport(
+            r,
+            Digest(int(c)),
+            Digest(int(p)),
+            [
+                Found(
+                    Candidate(tuple(hashable(v) for v in f["key"]), MismatchType(f["kind"])),
+                    None,
+                    None,
+                    None,
+                    None,
+                    r,
+                    token=f["token"],
+                )
+                for f in found
+            ],
+        )
+    return done
+
+
+def resumable(conn: Connection[Any], stale_s: float) -> list[dict[str, Any]]:
+    """Running jobs whose runner stopped (no heartbeat for ``stale_s``)."""
+    query = sql.SQL(
+        "SELECT {}, options FROM _cdc_reconciliation_jobs WHERE status = 'running' "
+        "AND coalesce(heartbeat_at, started_at) < now() - make_interval(secs => %s) ORDER BY id"
+    ).format(sql.SQL(JOB))
+    return _page(conn, query, [stale_s])
+
+
+def claim_stale(conn: Connection[Any], job_id: int, owner: str, stale_s: float) -> bool:
+    """Take over a stale running job (one worker wins)."""
+    return (
+        conn.execute(
+            """UPDATE _cdc_reconciliation_jobs SET owner = %s, heartbeat_at = now()
+               WHERE id = %s AND status = 'running'
+                 AND coalesce(heartbeat_at, started_at) < now() - make_interval(secs => %s)""",
+            (owner, job_id, stale_s),
+        ).rowcount
+        == 1
+    )
+
+
+def reopen(conn: Connection[Any], job_id: int) -> None:
+    """A job run again is running again (its mismatches are found anew: the pending ones are dropped)."""
+    conn.execute(
+        "UPDATE _cdc_reconciliation_jobs SET status = 'running', finished_at = NULL, heartbeat_at = now() "
+        "WHERE id = %s",
+        (job_id,),
+    )
+    conn.execute(
+        "DELETE FROM _cdc_reconciliation_mismatches WHERE job_id = %s AND resolution_status = 'PENDING'",
+        (job_id,),
+    )

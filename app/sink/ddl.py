@@ -228,6 +228,19 @@ META_DDL: tuple[sql.SQL, ...] = (
     ),
     sql.SQL("ALTER TABLE _cdc_reconciliation_jobs ADD COLUMN IF NOT EXISTS owner text NOT NULL DEFAULT ''"),
     sql.SQL(
+        "ALTER TABLE _cdc_reconciliation_jobs ADD COLUMN IF NOT EXISTS options jsonb NOT NULL DEFAULT '{}'"
+    ),
+    sql.SQL("ALTER TABLE _cdc_reconciliation_jobs ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz"),
+    sql.SQL(
+        """CREATE TABLE IF NOT EXISTS _cdc_reconciliation_ranges (
+            job_id bigint NOT NULL REFERENCES _cdc_reconciliation_jobs (id) ON DELETE CASCADE,
+            "table" text NOT NULL, range_start bigint NOT NULL, range_end bigint NOT NULL,
+            status text NOT NULL CHECK (status IN ('done', 'failed')),
+            cassandra_rows bigint NOT NULL DEFAULT 0, postgres_rows bigint NOT NULL DEFAULT 0,
+            found jsonb NOT NULL DEFAULT '[]', error text, finished_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (job_id, "table", range_start))"""
+    ),
+    sql.SQL(
         "CREATE INDEX IF NOT EXISTS _cdc_reconciliation_jobs_started_idx ON _cdc_reconciliation_jobs (started_at)"
     ),
     sql.SQL(

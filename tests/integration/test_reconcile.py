@@ -36,7 +36,7 @@ from models.token import partition_token
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres", "kafka", "cassandra", "debezium")]
 
-ROWS = 5000
+ROWS = 100_000
 DEFINITION = "id int, c int, name text, tags set<text>, PRIMARY KEY (id, c)"
 
 
@@ -281,3 +281,76 @@ def test_the_schedule_runs_each_interval_on_exactly_one_of_two_workers(
     owners = {j[1].split("@")[0] for j in jobs}
     assert owners <= {w.app_id for w in workers}, owners
     assert all(j[3] == 0 for j in jobs if j[2] == "done"), jobs
+
+
+def test_a_job_killed_mid_way_is_finished_by_rerun_reading_only_the_ranges_left(
+    cql: Any,
+    keyspace: str,
+    start_worker: Any,
+    pg_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    agent_log: Path,
+    topics: list[str],
+) -> None:
+    topic = f"{topic_prefix}.{keyspace}.t"
+    topics.append(topic)
+    create_cdc_keyspace(cql, keyspace, {"t": DEFINITION}, topic_prefix, kafka_bootstrap, agent_log)
+    fill(cql, keyspace, "t", 2000)
+    worker = start_worker([keyspace])
+    converged(cql, pg_dsn, worker, keyspace, ["t"], [topic])
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f'DELETE FROM "{keyspace}"."t" WHERE (id, c) IN ((3, 1), (250, 4))')
+    ranges = 3000
+    env = {**os.environ, **worker.endpoints(), "CDC_APP_ID": worker.app_id}
+    args = [
+        sys.executable,
+        "-m",
+        "app",
+        "reconcile",
+        "--table",
+        f"{keyspace}.t",
+        "--ranges",
+        str(ranges),
+        "--concurrency",
+        "1",
+        "--recheck-after",
+        "1",
+        "--lag-allowance",
+        "0",
+        "--json",
+    ]
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def progress() -> tuple[int | None, int]:
+        with psycopg.connect(pg_dsn) as conn:
+            row = conn.execute(
+                """SELECT j.id, count(r.*) FROM _cdc_reconciliation_jobs j
+                   LEFT JOIN _cdc_reconciliation_ranges r ON r.job_id = j.id
+                   WHERE j.tables = %s::jsonb GROUP BY j.id ORDER BY j.id DESC LIMIT 1""",
+                (json.dumps([f"{keyspace}.t"]),),
+            ).fetchone()
+        return (int(row[0]), int(row[1])) if row else (None, 0)
+
+    try:
+        wait_until(lambda: progress()[1] >= 300, 120, "the job never got going")
+    finally:
+        proc.kill()  # kill -9
+        proc.wait(10)
+    job_id, done_before = progress()
+    assert job_id is not None
+    assert 300 <= done_before < ranges, done_before
+    killed_at = time.time()
+
+    rc, result = reconcile(worker, "--rerun", str(job_id))
+    assert (rc, result["job_id"], result["status"]) == (5, job_id, "done"), result
+    [table] = result["tables"]
+    assert (table["mismatches"], table["by_type"]) == (2, {"MISSING_IN_POSTGRES": 2})
+    assert table["cassandra_rows"] == 2000
+    with psycopg.connect(pg_dsn) as conn:
+        total, after = conn.execute(
+            """SELECT count(*), count(*) FILTER (WHERE finished_at > to_timestamp(%s))
+               FROM _cdc_reconciliation_ranges WHERE job_id = %s""",
+            (killed_at, job_id),
+        ).fetchone() or (0, 0)
+    assert (total, after) == (ranges, ranges - done_before)  # the rerun read only the ranges left
