@@ -139,7 +139,7 @@ class ReconcileSettings(BaseModel):
     """How often one worker reconciles (``tables``, ``strategy``); None: only on demand."""
     tables: list[str] = []
     """``keyspace.table`` names of the scheduled job; empty: every mirrored table."""
-    strategy: Literal["CHECKSUM", "ROW_COUNT"] = "CHECKSUM"
+    strategy: Literal["CHECKSUM", "ROW_COUNT", "SAMPLE"] = "CHECKSUM"
     ranges: int = Field(default=256, ge=1)
     concurrency: int = Field(default=4, ge=1, le=64)
     row_threshold: int = Field(default=2000, ge=1)

@@ -15,7 +15,7 @@ from app.reconcile import jobs, store
 from app.reconcile.engine import Strategy
 from app.settings import get_settings
 
-_TRIGGER = {"tables", "strategy", "repair", "ranges", "row_threshold"}
+_TRIGGER = {"tables", "strategy", "repair", "ranges", "row_threshold", "sample_size"}
 
 
 def trigger_options(body: Any) -> tuple[list[str], jobs.JobOptions]:
@@ -29,8 +29,10 @@ def trigger_options(body: Any) -> tuple[list[str], jobs.JobOptions]:
         tables = jobs.checked_tables(body.get("tables") or [])
         overrides: dict[str, Any] = {"repair": bool(body.get("repair", get_settings().reconcile.auto_repair))}
         if "strategy" in body:
+            if body["strategy"] not in ("CHECKSUM", "ROW_COUNT", "SAMPLE"):
+                raise ValueError("strategy: CHECKSUM, ROW_COUNT or SAMPLE (TIMESTAMP_RANGE: cdc reconcile)")
             overrides["strategy"] = Strategy(body["strategy"])
-        for name in ("ranges", "row_threshold"):
+        for name in ("ranges", "row_threshold", "sample_size"):
             if name in body:
                 value = int(body[name])
                 if value < 1:

@@ -184,10 +184,11 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "tables": {"type": "array", "items": {"type": "string"}},
-            "strategy": {"enum": ["CHECKSUM", "ROW_COUNT"]},
+            "strategy": {"enum": ["CHECKSUM", "ROW_COUNT", "SAMPLE"]},
             "repair": {"type": "boolean"},
             "ranges": {"type": "integer", "minimum": 1},
             "row_threshold": {"type": "integer", "minimum": 1},
+            "sample_size": {"type": "integer", "minimum": 1},
         },
     },
     "ReconcileAccepted": {
@@ -211,7 +212,7 @@ SCHEMAS: dict[str, Any] = {
             "id": {"type": "integer"},
             "job_type": {"enum": ["manual", "scheduled"]},
             "owner": {"type": "string"},
-            "strategy": {"enum": ["CHECKSUM", "ROW_COUNT"]},
+            "strategy": {"enum": ["CHECKSUM", "ROW_COUNT", "SAMPLE", "TIMESTAMP_RANGE"]},
             "tables": {"type": "array", "items": {"type": "string"}},
             "status": {"enum": ["running", "done", "failed"]},
             "started_at": {"type": "string"},

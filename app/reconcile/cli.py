@@ -39,6 +39,19 @@ def peak_rss_mib() -> float | None:
     return None
 
 
+def _micros(text: str | None) -> int | None:
+    if text is None:
+        return None
+    from datetime import UTC, datetime
+
+    from models.dlq import FilterError, parse_when
+
+    try:
+        return int(parse_when(text, datetime.now(UTC)).timestamp() * 1_000_000)
+    except (FilterError, ValueError) as error:
+        raise click.UsageError(str(error)) from None
+
+
 def progress_bar(table: str, total: int) -> Any:
     """A progress bar on stderr for one table's ranges: ``update(done)``."""
     bar = click.progressbar(length=total, label=table, file=sys.stderr, show_pos=True, show_eta=True)
@@ -60,7 +73,7 @@ def progress_bar(table: str, total: int) -> Any:
 )
 @click.option(
     "--strategy",
-    type=click.Choice(["CHECKSUM", "ROW_COUNT"]),
+    type=click.Choice(["CHECKSUM", "ROW_COUNT", "SAMPLE", "TIMESTAMP_RANGE"]),
     help="Default: CDC_RECONCILE__STRATEGY (CHECKSUM).",
 )
 @click.option(
@@ -84,6 +97,11 @@ def progress_bar(table: str, total: int) -> Any:
     type=float,
     help="A row written this many seconds before the recheck may still be in flight (default 30).",
 )
+@click.option("--sample-size", type=click.IntRange(1, 10_000_000), help="SAMPLE: partitions compared (1000).")
+@click.option(
+    "--since", help="TIMESTAMP_RANGE: rows written since (ISO-8601 with zone, or a duration ago: 2h)."
+)
+@click.option("--until", help="TIMESTAMP_RANGE: rows written before (default: now).")
 @click.option("--repair", is_flag=True, help="Repair every mismatch found through the stream's apply path.")
 @click.option(
     "--rerun",
@@ -99,6 +117,9 @@ def reconcile(
     row_threshold: int | None,
     recheck_after: float | None,
     lag_allowance: float | None,
+    sample_size: int | None,
+    since: str | None,
+    until: str | None,
     repair: bool,
     rerun: int | None,
     as_json: bool,
@@ -115,6 +136,9 @@ def reconcile(
         "row_threshold": row_threshold,
         "recheck_after_s": recheck_after,
         "lag_allowance_s": lag_allowance,
+        "sample_size": sample_size,
+        "since_us": _micros(since),
+        "until_us": _micros(until),
     }
     overrides = {k: v for k, v in given_options.items() if v is not None}
     options = jobs.JobOptions.from_settings(settings, "manual", repair=repair, **overrides)

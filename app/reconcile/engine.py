@@ -8,6 +8,7 @@ Blocking code (threads, the driver, psycopg); every range streams, so memory is 
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -25,19 +26,27 @@ from app.reconcile.scan import (
     cassandra_query,
     converters,
     count_query,
+    next_token_query,
     postgres_count,
+    postgres_next_token,
     scan_cassandra,
     scan_postgres,
 )
 from models.mirror_spec import MirrorSpec
 from models.reconcile import MASK, Candidate, Digest, Step, candidates, in_flight, next_step
 from models.table_schema import TableSchema
-from models.token_ranges import MIN_TOKEN, TokenRange, split
+from models.token_ranges import MAX_TOKEN, MIN_TOKEN, TokenRange, split
 
 
 class Strategy(StrEnum):
     ROW_COUNT = "ROW_COUNT"
+    """Per range, the rows each server counts."""
     CHECKSUM = "CHECKSUM"
+    """Per range, count and hash of every row; differing ranges bisected down to rows."""
+    SAMPLE = "SAMPLE"
+    """N partitions at random tokens, compared row by row."""
+    TIMESTAMP_RANGE = "TIMESTAMP_RANGE"
+    """The rows either side wrote within a window of write times, compared row by row."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,10 @@ class RangeChecker(Protocol):
 
     def differences(self, token_range: TokenRange) -> list[Found]: ...
 
+    def sample_ranges(self, count: int, seed: int) -> list[TokenRange]: ...
+
+    def window(self, token_range: TokenRange, since_us: int, until_us: int) -> RangeReport: ...
+
 
 class TableCheck:
     def __init__(
@@ -115,6 +128,8 @@ class TableCheck:
         self.profile = session.execution_profile_clone_update(EXEC_PROFILE_DEFAULT, row_factory=tuple_factory)
         """Plain tuples: the scans read by position, cheaper than the default named tuples."""
         self.count = session.prepare(count_query(schema))
+        self.next_token = session.prepare(next_token_query(schema))
+        self.pg_next_token = postgres_next_token(spec)
         self.pg_count = postgres_count(spec)
         self.to_canonical = (converters(schema, "cassandra"), converters(schema, "postgres"))
         self.columns = [c.name for c in (*schema.partition_key, *schema.clustering, *schema.columns)]
@@ -174,6 +189,39 @@ class TableCheck:
             mirror = {r.key: r for r in self._postgres(conn, token_range)}
         return {r.key: r for r in self._cassandra(token_range)}, mirror
 
+    def sample_ranges(self, count: int, seed: int) -> list[TokenRange]:
+        """The partitions found at ``count`` random tokens (the first partition after each on either side),
+        each as its one-token range; ``seed``: the same job samples the same partitions when run again."""
+        rng = random.Random(seed)  # noqa: S311 (sampling, not secrecy)
+        tokens: set[int] = set()
+        with self.pool.connection() as conn:
+            for _ in range(count):
+                at = rng.randint(MIN_TOKEN, MAX_TOKEN - 1)
+                row = self.session.execute(self.next_token, (at,), execution_profile=self.profile).one()
+                found = conn.execute(self.pg_next_token, (at,)).fetchone()
+                candidates_ = [
+                    t for t in (row[0] if row else None, found[0] if found else None) if t is not None
+                ]
+                if candidates_:
+                    tokens.add(min(candidates_))
+        return [TokenRange(t - 1, t) for t in sorted(tokens) if t - 1 >= MIN_TOKEN]
+
+    def window(self, token_range: TokenRange, since_us: int, until_us: int) -> RangeReport:
+        """TIMESTAMP_RANGE of one range: the rows written (newest cell) within ``[since, until)`` on either
+        side, compared by partition; the counts are those rows."""
+
+        def inside(row: ScannedRow) -> bool:
+            return row.ts is not None and since_us <= row.ts < until_us
+
+        left = [r.token for r in self._cassandra(token_range) if inside(r)]
+        with self.pool.connection() as conn:
+            right = [r.token for r in self._postgres(conn, token_range) if inside(r)]
+        found: list[Found] = []
+        for token in sorted({t for t in (*left, *right) if t is not None}):
+            if token - 1 >= MIN_TOKEN:
+                found.extend(self.differences(TokenRange(token - 1, token)))
+        return RangeReport(token_range, Digest(len(left)), Digest(len(right)), found)
+
     def differences(self, token_range: TokenRange, rows: _Rows | None = None) -> list[Found]:
         left, right = rows if rows is not None else self.rows(token_range)
         found = []
@@ -230,22 +278,22 @@ def run_table(
     sleep: Callable[[float], None] = time.sleep,
     resumed: Mapping[TokenRange, RangeReport] | None = None,
     on_range: RangeDone = lambda r, report, error: None,
+    sample: tuple[int, int] = (1000, 0),
+    window_us: tuple[int, int] | None = None,
 ) -> TableReport:
     """Check a whole table; ranges run ``concurrency`` at a time. ``resumed``: ranges an earlier run of the
     job finished (not read again). A range that fails is reported (``errors``), the others go on."""
     schema = check.schema
     report = TableReport(f"{schema.keyspace}.{schema.table}", strategy)
     started = time.monotonic()
-    parts = split(ranges)
+    parts = check.sample_ranges(*sample) if strategy is Strategy.SAMPLE else split(ranges)
     report.ranges = len(parts)
     finished = dict(resumed or {})
     todo = [r for r in parts if r not in finished]
 
     def one(r: TokenRange) -> tuple[TokenRange, RangeReport | None, str | None]:
         try:
-            if strategy is Strategy.ROW_COUNT:
-                return r, RangeReport(r, *check.digests(r, hashed=False)), None
-            return r, check.check(r), None
+            return r, _range(check, strategy, r, window_us), None
         except Exception as error:  # the range is stored as failed; `--rerun` reads it again
             return r, None, f"{type(error).__name__}: {error}"
 
@@ -265,12 +313,24 @@ def run_table(
         report.postgres_rows += result.postgres.count
         report.count_difference += abs(result.cassandra.count - result.postgres.count)
         first.extend(result.found)
-    if strategy is Strategy.CHECKSUM:
+    if strategy is not Strategy.ROW_COUNT:
         report.count_difference = 0
         if first:
             _recheck(check, report, first, recheck_after_s, lag_allowance_s, sleep)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _range(
+    check: RangeChecker, strategy: Strategy, r: TokenRange, window_us: tuple[int, int] | None
+) -> RangeReport:
+    if strategy is Strategy.ROW_COUNT:
+        return RangeReport(r, *check.digests(r, hashed=False))
+    if strategy is Strategy.TIMESTAMP_RANGE:
+        if window_us is None:
+            raise ValueError("TIMESTAMP_RANGE needs a window of write times (since, until)")
+        return check.window(r, *window_us)
+    return check.check(r)
 
 
 def _recheck(

@@ -32,6 +32,18 @@ class JobOptions:
     lag_allowance_s: float = 30.0
     repair: bool = False
     job_type: str = "manual"
+    sample_size: int = 1000
+    """SAMPLE: partitions compared."""
+    since_us: int | None = None
+    until_us: int | None = None
+    """TIMESTAMP_RANGE: the window of write times (µs since the epoch; until defaults to now)."""
+
+    def window(self) -> tuple[int, int] | None:
+        if self.strategy is not Strategy.TIMESTAMP_RANGE:
+            return None
+        if self.since_us is None:
+            raise ValueError("TIMESTAMP_RANGE needs since (a time, or a duration ago such as 2h)")
+        return self.since_us, self.until_us if self.until_us is not None else int(time.time() * 1_000_000)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (stored with the job, for ``--rerun``)."""
@@ -137,7 +149,7 @@ def _table(
     schema = table_schema(cluster, keyspace, table)
     spec = spec_for(schema, settings.sink.table_targets.get(name))
     conn.execute(ddl.create_mirror_token_index(spec))
-    update = progress(name, options.ranges)
+    update = progress(name, options.sample_size if options.strategy is Strategy.SAMPLE else options.ranges)
     report = run_table(
         TableCheck(session, pool, schema, spec, options.row_threshold),
         options.strategy,
@@ -146,6 +158,8 @@ def _table(
         recheck_after_s=options.recheck_after_s,
         lag_allowance_s=options.lag_allowance_s,
         progress=lambda done, total, rows: update(done),
+        sample=(options.sample_size, job_id),
+        window_us=options.window(),
         resumed=store.done_ranges(conn, job_id, name),
         on_range=lambda r, found, error: store.save_range(conn, job_id, name, r, found, error),
     )

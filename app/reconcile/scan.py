@@ -138,6 +138,19 @@ def count_query(schema: TableSchema) -> str:
     return f"SELECT count(*) FROM {target} WHERE token({pk}) > ? AND token({pk}) <= ?"  # noqa: S608
 
 
+def next_token_query(schema: TableSchema) -> str:
+    """The first partition's token after a token (SAMPLE)."""
+    pk = names(c.name for c in schema.partition_key)
+    target = table_name(schema.keyspace, schema.table)
+    return f"SELECT token({pk}) FROM {target} WHERE token({pk}) > ? LIMIT 1"  # noqa: S608
+
+
+def postgres_next_token(spec: MirrorSpec) -> sql.Composed:
+    return sql.SQL("SELECT min(_cdc_token) FROM {} WHERE _cdc_token > %s").format(
+        sql.Identifier(spec.schema, spec.name)
+    )
+
+
 def postgres_count(spec: MirrorSpec) -> sql.Composed:
     return sql.SQL("SELECT count(*) FROM {} WHERE _cdc_token > %s AND _cdc_token <= %s").format(
         sql.Identifier(spec.schema, spec.name)

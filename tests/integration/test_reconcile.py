@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,7 @@ def test_checksum_finds_exactly_the_drifted_keys_and_no_false_positives_under_li
             expected.add(("MISSING_IN_CASSANDRA", (new_id, 0)))
     # Capture paused: the agent skips the table's writes while cdc is off. A marker written to a captured
     # table after them, once in PostgreSQL, shows the agent has gone past them; then capture is turned on again.
+    window_start = datetime.now(UTC) - timedelta(seconds=1)
     cql.execute(f"ALTER TABLE {keyspace}.t WITH cdc = false")
     time.sleep(3)  # the agent hears of the schema change
     for new_id in (800_001, 800_002):
@@ -153,6 +155,53 @@ def test_checksum_finds_exactly_the_drifted_keys_and_no_false_positives_under_li
     assert {(kind, tuple(key)) for kind, key, _ in rows} == expected
     columns = {tuple(key): cols for kind, key, cols in rows if kind == "DATA_MISMATCH"}
     assert columns == {(20, 1): ["name"], (21, 3): ["tags"]}
+
+    # SAMPLE sees what its partitions hold; TIMESTAMP_RANGE the rows written in its window: the uncaptured ones.
+    rc, sampled = reconcile(
+        worker,
+        "--table",
+        f"{keyspace}.t",
+        "--strategy",
+        "SAMPLE",
+        "--sample-size",
+        "300",
+        "--recheck-after",
+        "1",
+        "--lag-allowance",
+        "0",
+    )
+    [sample] = sampled["tables"]
+    assert 0 < sample["cassandra_rows"] <= 300 * 5, sample
+    with psycopg.connect(pg_dsn) as conn:
+        seen = conn.execute(
+            "SELECT mismatch_type, primary_key FROM _cdc_reconciliation_mismatches WHERE job_id = %s",
+            (sampled["job_id"],),
+        ).fetchall()
+    assert {(kind, tuple(key)) for kind, key in seen} <= expected
+    assert rc == (5 if seen else 0)
+    rc, windowed = reconcile(
+        worker,
+        "--table",
+        f"{keyspace}.t",
+        "--strategy",
+        "TIMESTAMP_RANGE",
+        "--since",
+        window_start.isoformat(),
+        "--recheck-after",
+        "1",
+        "--lag-allowance",
+        "0",
+    )
+    with psycopg.connect(pg_dsn) as conn:
+        recent = conn.execute(
+            "SELECT mismatch_type, primary_key FROM _cdc_reconciliation_mismatches WHERE job_id = %s",
+            (windowed["job_id"],),
+        ).fetchall()
+    assert rc == 5, windowed
+    assert {(kind, tuple(key)) for kind, key in recent} == {
+        ("MISSING_IN_POSTGRES", (800_001, 1)),
+        ("MISSING_IN_POSTGRES", (800_002, 1)),
+    }
 
     rc, counted = reconcile(worker, "--table", f"{keyspace}.t", "--strategy", "ROW_COUNT", "--ranges", "16")
     assert rc == 5

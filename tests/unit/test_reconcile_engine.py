@@ -43,6 +43,12 @@ class FakeCheck:
 
     ranges: list[TokenRange] = []
 
+    def sample_ranges(self, count: int, seed: int) -> list[TokenRange]:
+        return [TokenRange(t - 1, t) for t in range(100, 100 + count)]
+
+    def window(self, r: TokenRange, since_us: int, until_us: int) -> RangeReport:
+        return RangeReport(r, Digest(1), Digest(1), [found(r.start, MismatchType.DATA_MISMATCH, r)])
+
 
 def test_only_a_difference_seen_again_and_not_in_flight_counts() -> None:
     from models.token_ranges import split
@@ -98,3 +104,14 @@ def test_progress_reports_each_range() -> None:
     check = FakeCheck({}, {})
     run_table(check, Strategy.CHECKSUM, ranges=3, progress=lambda d, t, r: seen.append((d, t)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_sample_checks_the_sampled_partitions_and_timestamp_range_needs_a_window() -> None:
+    check = FakeCheck({}, {})
+    sampled = run_table(check, Strategy.SAMPLE, sample=(5, 1), sleep=lambda s: None)
+    assert (sampled.ranges, sampled.cassandra_rows) == (5, 50)
+    failed = run_table(check, Strategy.TIMESTAMP_RANGE, ranges=2, sleep=lambda s: None)
+    assert len(failed.errors) == 2
+    assert "window" in failed.errors[0]
+    windowed = run_table(check, Strategy.TIMESTAMP_RANGE, ranges=2, window_us=(0, 10), sleep=lambda s: None)
+    assert (windowed.errors, windowed.cassandra_rows) == ([], 2)
