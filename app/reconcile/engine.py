@@ -21,7 +21,6 @@ from cassandra.query import tuple_factory
 from psycopg_pool import ConnectionPool
 
 from app.reconcile.scan import (
-    Key,
     ScannedRow,
     cassandra_query,
     converters,
@@ -124,6 +123,8 @@ class TableCheck:
     ) -> None:
         self.session, self.pool, self.schema, self.spec = session, pool, schema, spec
         self.row_threshold, self.page_size = row_threshold, page_size
+        self.keep_rows = 4 * row_threshold
+        """A range's rows are kept from its digest pass up to this many (memory per range read at once)."""
         self.statement = session.prepare(cassandra_query(schema))
         self.profile = session.execution_profile_clone_update(EXEC_PROFILE_DEFAULT, row_factory=tuple_factory)
         """Plain tuples: the scans read by position, cheaper than the default named tuples."""
@@ -173,21 +174,21 @@ class TableCheck:
         rows = (left_rows, right_rows) if left_rows is not None and right_rows is not None else None
         return left, right, rows
 
-    def _fold(self, rows: Iterator[ScannedRow]) -> tuple[Digest, dict[Key, ScannedRow] | None]:
+    def _fold(self, rows: Iterator[ScannedRow]) -> tuple[Digest, list[ScannedRow] | None]:
         count, total = 0, 0
-        kept: dict[Key, ScannedRow] | None = {}
+        kept: list[ScannedRow] | None = []
         for row in rows:
             count, total = count + 1, total + row.hash
             if kept is not None:
-                kept[row.key] = row
-                if len(kept) > self.row_threshold:
+                kept.append(row)  # keyed only if the range is compared row by row
+                if len(kept) > self.keep_rows:
                     kept = None
         return Digest(count, total & MASK), kept
 
     def rows(self, token_range: TokenRange) -> _Rows:
         with self.pool.connection() as conn:
-            mirror = {r.key: r for r in self._postgres(conn, token_range)}
-        return {r.key: r for r in self._cassandra(token_range)}, mirror
+            mirror = list(self._postgres(conn, token_range))
+        return list(self._cassandra(token_range)), mirror
 
     def sample_ranges(self, count: int, seed: int) -> list[TokenRange]:
         """The partitions found at ``count`` random tokens (the first partition after each on either side),
@@ -223,7 +224,8 @@ class TableCheck:
         return RangeReport(token_range, Digest(len(left)), Digest(len(right)), found)
 
     def differences(self, token_range: TokenRange, rows: _Rows | None = None) -> list[Found]:
-        left, right = rows if rows is not None else self.rows(token_range)
+        scanned = rows if rows is not None else self.rows(token_range)
+        left, right = ({r.key: r for r in side} for side in scanned)
         found = []
         for c in candidates(
             {k: r.values for k, r in left.items()}, {k: r.values for k, r in right.items()}, self.columns
@@ -253,6 +255,8 @@ class TableCheck:
         while pending:
             r, c, p, rows = pending.pop()
             step = next_step(c, p, r, self.row_threshold)
+            if step is Step.BISECT and rows is not None:
+                step = Step.ROWS  # the digest pass kept the rows: compare them, nothing to read again
             if step is Step.ROWS:
                 report.found.extend(self.differences(r, rows))
             elif step is Step.BISECT:
@@ -260,7 +264,7 @@ class TableCheck:
         return report
 
 
-_Rows = tuple[dict[Key, ScannedRow], dict[Key, ScannedRow]]
+_Rows = tuple[list[ScannedRow], list[ScannedRow]]
 
 
 RangeDone = Callable[[TokenRange, "RangeReport | None", "str | None"], None]
@@ -316,7 +320,7 @@ def run_table(
     if strategy is not Strategy.ROW_COUNT:
         report.count_difference = 0
         if first:
-            _recheck(check, report, first, recheck_after_s, lag_allowance_s, sleep)
+            _recheck(check, report, first, recheck_after_s, lag_allowance_s, sleep, concurrency)
     report.seconds = time.monotonic() - started
     return report
 
@@ -340,20 +344,36 @@ def _recheck(
     after_s: float,
     lag_allowance_s: float,
     sleep: Callable[[float], None],
+    concurrency: int = 4,
 ) -> None:
     """Only a difference seen again after ``after_s`` counts; one the pipeline is still bringing in (its write
     is newer than the horizon) is in flight."""
     sleep(after_s)
     horizon = int((time.time() - lag_allowance_s) * 1_000_000)
     seen = {(f.candidate.key, f.candidate.kind) for f in first}
-    for token_range in sorted({_partition(f) for f in first}):
-        for again in check.differences(token_range):
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="cdc-recheck") as pool:
+        for again in (f for found in pool.map(check.differences, _recheck_ranges(first)) for f in found):
             if (again.candidate.key, again.candidate.kind) not in seen:
                 continue  # new since the first pass: in flight by definition
             if in_flight(again.candidate, again.cassandra_ts, again.postgres_ts, horizon):
                 report.in_flight.append(again)
             else:
                 report.mismatches.append(again)
+
+
+def _recheck_ranges(first: list[Found], per_partition: int = 8) -> list[TokenRange]:
+    """What to read again: each difference's partition alone, or the whole range it was found in when that
+    range holds more than ``per_partition`` of them (one read instead of many)."""
+    by_range: dict[TokenRange, list[Found]] = {}
+    for f in first:
+        by_range.setdefault(f.token_range, []).append(f)
+    ranges: set[TokenRange] = set()
+    for token_range, found in by_range.items():
+        if len(found) > per_partition:
+            ranges.add(token_range)
+        else:
+            ranges.update(_partition(f) for f in found)
+    return sorted(ranges)
 
 
 def _partition(found: Found) -> TokenRange:
