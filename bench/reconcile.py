@@ -127,6 +127,23 @@ def reconcile(s: StackSettings, *args: str) -> dict[str, Any]:
     }
 
 
+RUNS = 3
+
+
+def repeated(s: StackSettings, label: str, *args: str) -> dict[str, Any]:
+    """``RUNS`` runs; the median run's figures, with every run's rows/min."""
+    runs = []
+    for i in range(RUNS):
+        runs.append(reconcile(s, *args))
+        print(f"  {label} #{i + 1}: {runs[-1]}", flush=True)
+    median = sorted(runs, key=lambda r: r["rows_per_minute"])[len(runs) // 2]
+    return {
+        **median,
+        "runs_rows_per_minute": [r["rows_per_minute"] for r in runs],
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+    }
+
+
 def drift(settings: Any, rows: int) -> int:
     """Change ``DRIFT`` of the mirror's rows in PostgreSQL (by hand: the cells keep their write times)."""
     step = int(1 / DRIFT)
@@ -178,18 +195,22 @@ def run(rows: int = ROWS) -> dict[str, Any]:
     with Services(["postgres", "cassandra"], s):
         load_s = 0.0 if reusable(settings, rows) else load(settings, rows)
         print(f"  loaded {rows} rows on both sides in {load_s:.0f}s", flush=True)
-        counted = reconcile(s, "--strategy", "ROW_COUNT", *options)
-        print(f"  ROW_COUNT: {counted}", flush=True)
-        clean = reconcile(s, *options)
-        print(f"  CHECKSUM undrifted: {clean}", flush=True)
+        counted = repeated(s, "ROW_COUNT", "--strategy", "ROW_COUNT", *options)
+        clean = repeated(s, "CHECKSUM undrifted", *options)
         drifted_rows = drift(settings, rows)
-        drifted = reconcile(s, *options)
-        print(f"  CHECKSUM with {drifted_rows} drifted rows: {drifted}", flush=True)
+        drifted = repeated(s, f"CHECKSUM with {drifted_rows} drifted rows", *options)
     return {
         "benchmark": "reconcile",
         "date": now_iso(),
         "machine": machine_info(s),
-        "parameters": {"rows": rows, "ranges": 256, "concurrency": 4, "row_threshold": 2000, "drift": DRIFT},
+        "parameters": {
+            "runs": RUNS,
+            "rows": rows,
+            "ranges": 256,
+            "concurrency": 4,
+            "row_threshold": 2000,
+            "drift": DRIFT,
+        },
         "load_s": round(load_s, 1),
         "row_count": counted,
         "checksum_undrifted": clean,
@@ -201,8 +222,8 @@ def run(rows: int = ROWS) -> dict[str, Any]:
 def markdown(result: dict[str, Any]) -> str:
     lines = header(result)
     lines += [
-        "| run | rows/min (per worker) | scan s | mismatches | peak RSS MiB |",
-        "|---|---|---|---|---|",
+        "| run | median rows/min (per worker) | runs | scan s (median run) | mismatches | peak RSS MiB |",
+        "|---|---|---|---|---|---|",
     ]
     for key, label in (
         ("row_count", "ROW_COUNT (baseline: scan, no hashing)"),
@@ -210,8 +231,10 @@ def markdown(result: dict[str, Any]) -> str:
         ("checksum_drifted", f"CHECKSUM, {result['checksum_drifted']['drifted_rows']} rows drifted (0.1 %)"),
     ):
         r = result[key]
+        runs = ", ".join(f"{v:,}" for v in r["runs_rows_per_minute"])
         lines.append(
-            f"| {label} | {r['rows_per_minute']:,} | {r['scan_s']} | {r['mismatches']} | {r['peak_rss_mib']} |"
+            f"| {label} | {r['rows_per_minute']:,} | {runs} | {r['scan_s']} | {r['mismatches']} "
+            f"| {r['peak_rss_mib']} |"
         )
     ratio = result["checksum_undrifted"]["rows_per_minute"] / result["row_count"]["rows_per_minute"]
     lines += [
