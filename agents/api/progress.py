@@ -21,5 +21,6 @@ class Progress(View):
             {
                 "partitions": {k: dict(v) for k, v in tables.progress.items()},
                 "tables": {k: dict(v) for k, v in tables.table_counters.items()},
+                "reconciliation": {k: dict(v) for k, v in tables.reconciliation_counters.items()},
             },
         )

@@ -177,6 +177,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "partitions": {"type": _OBJ, "additionalProperties": {"type": _OBJ}},
             "tables": {"type": _OBJ, "additionalProperties": {"type": _OBJ}},
+            "reconciliation": {"type": _OBJ, "additionalProperties": {"type": _OBJ}},
         },
     },
     "ReconcileTrigger": {

@@ -67,7 +67,7 @@ def progress_bar(table: str, total: int) -> Any:
     return update
 
 
-@click.command(name="reconcile")
+@click.group(name="reconcile", invoke_without_command=True)
 @click.option(
     "--table", "tables", multiple=True, help="keyspace.table (repeatable; default: every mirrored table)."
 )
@@ -109,7 +109,9 @@ def progress_bar(table: str, total: int) -> Any:
     help="Run job JOB again with its own options: only its failed or unfinished ranges are read.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
 def reconcile(
+    ctx: click.Context,
     tables: tuple[str, ...],
     strategy: str | None,
     ranges: int | None,
@@ -124,8 +126,12 @@ def reconcile(
     rerun: int | None,
     as_json: bool,
 ) -> None:
-    """Compare Cassandra with PostgreSQL: CHECKSUM finds every drifted row; ROW_COUNT counts per range."""
+    """Compare Cassandra with PostgreSQL: CHECKSUM finds every drifted row; ROW_COUNT counts per range.
+
+    `cdc reconcile jobs` and `cdc reconcile mismatches` list what earlier jobs did."""
     settings: Settings = configured_settings()
+    if ctx.invoked_subcommand is not None:
+        return
     from app.reconcile import jobs
     from app.reconcile.engine import Strategy
 
@@ -179,3 +185,72 @@ def reconcile(
         sys.exit(EXIT_ERROR)
     if any((r["mismatches"] and not repair) or r["count_difference"] for r in results):
         sys.exit(EXIT_DRIFT)
+
+
+@reconcile.command(name="jobs")
+@click.option("--table", help="Only jobs of keyspace.table.")
+@click.option("--status", type=click.Choice(["running", "done", "failed"]))
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--after", type=int, default=0, help="Page on: only ids greater than this.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def jobs_command(table: str | None, status: str | None, limit: int, after: int, as_json: bool) -> None:
+    """Reconciliation jobs, oldest first."""
+    from app.reconcile import store
+
+    rows = _read(store.jobs, {"table": table, "status": status}, limit, after)
+    if as_json:
+        click.echo(_json({"jobs": rows, "next_after": rows[-1]["id"] if len(rows) == limit else None}))
+        return
+    for j in rows:
+        click.echo(
+            f"{j['id']:>6} {j['status']:<8} {j['job_type']:<9} {j['strategy']:<15} {j['started_at']:%Y-%m-%d %H:%M:%S}"
+            f" mismatches={j['mismatches']} drift={j['drift_percentage']}% {','.join(j['tables'])}"
+        )
+
+
+@reconcile.command(name="mismatches")
+@click.option("--job", "job_id", type=int, help="Only this job's.")
+@click.option("--table", help="Only keyspace.table's.")
+@click.option(
+    "--type", "kind", type=click.Choice(["MISSING_IN_POSTGRES", "MISSING_IN_CASSANDRA", "DATA_MISMATCH"])
+)
+@click.option("--status", type=click.Choice(["PENDING", "AUTO_RESOLVED", "MANUAL_RESOLVED", "IGNORED"]))
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--after", type=int, default=0, help="Page on: only ids greater than this.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def mismatches_command(
+    job_id: int | None,
+    table: str | None,
+    kind: str | None,
+    status: str | None,
+    limit: int,
+    after: int,
+    as_json: bool,
+) -> None:
+    """Mismatches found by reconciliation, oldest first."""
+    from app.reconcile import store
+
+    filters = {"job_id": job_id, "table": table, "type": kind, "status": status}
+    rows = _read(store.mismatches, filters, limit, after)
+    if as_json:
+        click.echo(_json({"mismatches": rows, "next_after": rows[-1]["id"] if len(rows) == limit else None}))
+        return
+    for m in rows:
+        click.echo(
+            f"{m['id']:>8} job {m['job_id']:<5} {m['mismatch_type']:<21} {m['keyspace']}.{m['table']} "
+            f"{_json(m['primary_key'])} {m['resolution_status']} {','.join(m['columns'])}"
+        )
+
+
+def _read(fn: Any, filters: dict[str, Any], limit: int, after: int) -> list[dict[str, Any]]:
+    import psycopg
+
+    from app.settings import get_settings
+    from app.sink.checkpoints import ensure_meta
+
+    with psycopg.connect(get_settings().postgres.dsn.get_secret_value(), autocommit=True) as conn:
+        ensure_meta(conn)
+        rows: list[dict[str, Any]] = fn(
+            conn, {k: v for k, v in filters.items() if v is not None}, limit, after
+        )
+        return rows

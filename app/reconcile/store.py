@@ -14,6 +14,10 @@ from app.reconcile.engine import Found, RangeReport, TableReport
 from models.reconcile import Candidate, Digest, MismatchType, drift_percent, row_hash
 from models.token_ranges import TokenRange
 
+WARNING_DRIFT = 1.0
+"""Drift (percent of a table's rows) above which a job fires ``ReconciliationDriftWarning``
+(``helm/cass-cdc-pg/files/prometheus-rules.yml``); ``alert_fired`` records it, as for a failed job."""
+
 
 def start_job(
     conn: Connection[Any],
@@ -94,7 +98,7 @@ def finish_job(
         cur.execute(
             """UPDATE _cdc_reconciliation_jobs SET status = %s, finished_at = now(), cassandra_rows = %s,
                    postgres_rows = %s, ranges = %s, mismatches = %s, in_flight = %s, drift_percentage = %s,
-                   errors = %s, report = %s
+                   errors = %s, report = %s, alert_fired = %s
                WHERE id = %s RETURNING *""",
             (
                 "failed" if errors else "done",
@@ -106,6 +110,7 @@ def finish_job(
                 drift_percent(mismatches, max(cassandra, postgres)),
                 Jsonb(list(errors)),
                 Jsonb({"tables": list(tables)}),
+                bool(errors) or any(t["drift_percentage"] > WARNING_DRIFT for t in tables),
                 job_id,
             ),
         )

@@ -264,6 +264,9 @@ def test_every_endpoint_answers_as_documented(
     )
     status, metrics_text = api("GET", "/metrics")
     assert f'cdc_reconciliation_drift_percentage{{table="{keyspace}.t"}} 100.0' in metrics_text
+    counters = expect(api, "GET", "/progress", 200)["reconciliation"][f"{keyspace}.t"]
+    assert (counters["jobs"], counters["mismatches"], counters["rows_checked"]) == (1, 2, 0)
+    assert job["alert_fired"] is True  # 100 % drift is above the warning threshold
 
     status, openapi = api("GET", "/openapi.json")
     assert status == 200

@@ -155,6 +155,17 @@ def test_checksum_finds_exactly_the_drifted_keys_and_no_false_positives_under_li
     assert {(kind, tuple(key)) for kind, key, _ in rows} == expected
     columns = {tuple(key): cols for kind, key, cols in rows if kind == "DATA_MISMATCH"}
     assert columns == {(20, 1): ["name"], (21, 3): ["tags"]}
+    rc, listed = reconcile(worker, "jobs", "--table", f"{keyspace}.t")
+    assert (rc, [j["id"] for j in listed["jobs"]]) == (0, [result["job_id"]])
+    assert listed["jobs"][0]["alert_fired"] is False  # 9 of 5002 rows: below the 1 % warning
+    rc, shown = reconcile(worker, "mismatches", "--job", str(result["job_id"]), "--limit", "5")
+    assert (rc, len(shown["mismatches"])) == (0, 5)
+    rc, rest = reconcile(
+        worker, "mismatches", "--job", str(result["job_id"]), "--after", str(shown["next_after"])
+    )
+    assert {
+        (m["mismatch_type"], tuple(m["primary_key"])) for m in shown["mismatches"] + rest["mismatches"]
+    } == expected
 
     # SAMPLE sees what its partitions hold; TIMESTAMP_RANGE the rows written in its window: the uncaptured ones.
     rc, sampled = reconcile(
