@@ -146,16 +146,17 @@ class ReconcileSettings(BaseModel):
     recheck_after_s: float = Field(default=5.0, ge=0)
     lag_allowance_s: float = Field(default=30.0, ge=0)
     """A row written this recently (on either side) when differences are rechecked is in flight, not drift."""
-    auto_repair: bool = False
-    """Repair what scheduled and triggered jobs find."""
+    auto_repair: list[str] = []
+    """Tables (``keyspace.table``, or ``"*"`` for all) whose mismatches every job repairs (``--repair`` and
+    the API's ``repair`` ask for it per job)."""
     max_concurrent_jobs: int = Field(default=3, ge=1)
     job_stale_s: float = Field(default=300.0, gt=0)
     """A running job without a heartbeat (one per range) for this long is resumed by a worker."""
 
-    @field_validator("tables")
+    @field_validator("tables", "auto_repair")
     @classmethod
     def _qualified(cls, value: list[str]) -> list[str]:
-        bad = [t for t in value if "." not in t]
+        bad = [t for t in value if "." not in t and t != "*"]
         if bad:
             raise ValueError(f"{bad[0]!r}: use keyspace.table")
         return value

@@ -27,7 +27,7 @@ def trigger_options(body: Any) -> tuple[list[str], jobs.JobOptions]:
         raise bad_request(f"{unknown[0]}: unknown field (known: {', '.join(sorted(_TRIGGER))})")
     try:
         tables = jobs.checked_tables(body.get("tables") or [])
-        overrides: dict[str, Any] = {"repair": bool(body.get("repair", get_settings().reconcile.auto_repair))}
+        overrides: dict[str, Any] = {"repair": bool(body.get("repair", False))}
         if "strategy" in body:
             if body["strategy"] not in ("CHECKSUM", "ROW_COUNT", "SAMPLE"):
                 raise ValueError("strategy: CHECKSUM, ROW_COUNT or SAMPLE (TIMESTAMP_RANGE: cdc reconcile)")

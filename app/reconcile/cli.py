@@ -7,6 +7,7 @@ on stdout (stable keys); progress goes to stderr.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +54,17 @@ def _micros(text: str | None) -> int | None:
 
 
 def progress_bar(table: str, total: int) -> Any:
-    """A progress bar on stderr for one table's ranges: ``update(done)``."""
-    bar = click.progressbar(length=total, label=table, file=sys.stderr, show_pos=True, show_eta=True)
+    """A progress bar on stderr for one table's ranges (done, ETA, rows/s): ``update(done, rows)``."""
+    bar = click.progressbar(
+        length=total, label=table, file=sys.stderr, show_pos=True, show_eta=True, item_show_func=lambda s: s
+    )
     bar.__enter__()
     seen = [0]
+    started = time.monotonic()
 
-    def update(done: int) -> None:
-        bar.update(done - seen[0])
+    def update(done: int, rows: int) -> None:
+        pace = rows / max(time.monotonic() - started, 1e-6)
+        bar.update(done - seen[0], f"{pace:,.0f} rows/s")
         seen[0] = done
         if done >= total:
             bar.__exit__(None, None, None)

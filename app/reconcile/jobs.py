@@ -18,8 +18,8 @@ from app.reconcile import store
 from app.reconcile.engine import Strategy, TableCheck, TableReport, run_table
 from app.settings import Settings
 
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
-"""``(table, ranges) -> update(ranges done)``."""
+ProgressFactory = Callable[[str, int], Callable[[int, int], None]]
+"""``(table, ranges) -> update(ranges done, rows read)``."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class JobOptions:
             r.row_threshold,
             r.recheck_after_s,
             r.lag_allowance_s,
-            r.auto_repair,
+            False,
             job_type,
         )
         return cls(**{**base.__dict__, **overrides})
@@ -99,7 +99,7 @@ def run(
     settings: Settings,
     tables: Sequence[str],
     options: JobOptions,
-    progress: ProgressFactory = lambda table, total: lambda done: None,
+    progress: ProgressFactory = lambda table, total: lambda done, rows: None,
     job_id: int | None = None,
 ) -> dict[str, Any]:
     """Run a job to its end (blocking); the job's final row. A table that fails is reported in ``errors``
@@ -157,7 +157,7 @@ def _table(
         concurrency=options.concurrency,
         recheck_after_s=options.recheck_after_s,
         lag_allowance_s=options.lag_allowance_s,
-        progress=lambda done, total, rows: update(done),
+        progress=lambda done, total, rows: update(done, rows),
         sample=(options.sample_size, job_id),
         window_us=options.window(),
         resumed=store.done_ranges(conn, job_id, name),
@@ -166,7 +166,8 @@ def _table(
     store.record_mismatches(conn, job_id, name, report.mismatches)
     summary = store.summary(report)
     summary["errors"] = list(report.errors)
-    if options.repair and report.mismatches:
+    auto = settings.reconcile.auto_repair
+    if (options.repair or name in auto or "*" in auto) and report.mismatches:
         summary["repaired"] = _repair(settings, session, schema, report, job_id, name)
     _observe(summary, report)
     return summary
@@ -205,7 +206,7 @@ def _repair(
 
 
 def rerun(
-    settings: Settings, job_id: int, progress: ProgressFactory = lambda table, total: lambda done: None
+    settings: Settings, job_id: int, progress: ProgressFactory = lambda table, total: lambda done, rows: None
 ) -> dict[str, Any]:
     """Run a job again: only its ranges not finished (failed, or never reached before its runner stopped)
     are read; the findings of the others come from PostgreSQL."""

@@ -28,3 +28,11 @@ def test_settings_from_toml_file(tmp_path: object, monkeypatch: pytest.MonkeyPat
     assert settings.kafka.topic_prefix == "prod"
     assert settings.web.port == 7001  # env beats the file
     assert settings.web.host == "127.0.0.1"
+
+
+def test_reconciliation_tables_are_qualified_names() -> None:
+    from app.settings import ConfigError, load_settings
+
+    assert load_settings(reconcile={"auto_repair": ["ks.t", "*"]}).reconcile.auto_repair == ["ks.t", "*"]
+    with pytest.raises(ConfigError, match=r"reconcile\.tables"):
+        load_settings(reconcile={"tables": ["nodot"]})
