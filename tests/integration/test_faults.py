@@ -140,6 +140,12 @@ def wait_health(
     return seen[0][1]
 
 
+def mirror_exists(database: Database, keyspace: str) -> bool:
+    with psycopg.connect(database.dsn(as_admin=True)) as conn:
+        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{keyspace}"."{TABLE}"',)).fetchone()
+    return bool(row and row[0])
+
+
 def detail(body: dict[str, Any], component: str) -> str:
     return str(body["components"][component]["detail"])
 
@@ -180,6 +186,9 @@ def test_systemic_faults_pause_the_stream_without_dead_letters_and_it_converges(
         try:
             wait_health(worker, 200, "postgres", "up", "the worker did not become healthy")
             mirror = sql.Identifier(keyspace, TABLE)
+            # Healthy is not yet "the mirror exists" (it is created with the table's first batch): the
+            # privilege step below revokes on it.
+            wait_until(lambda: mirror_exists(database, keyspace), 120, "the mirror was never created")
 
             # 1. read-only (a failover to a standby looks the same to the worker)
             database.admin(

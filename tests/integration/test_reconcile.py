@@ -66,12 +66,14 @@ def fill(cql: Any, keyspace: str, table: str, rows: int) -> None:
 def converged(
     cql: Any, pg_dsn: str, worker: WorkerProcess, keyspace: str, tables: list[str], topics: list[str]
 ) -> None:
+    """Applied to the end and equal (100k events take minutes on a CI machine, under coverage)."""
+
     def equal() -> bool:
-        wait_applied(pg_dsn, worker.app_id, worker.kafka_bootstrap or "", topics, timeout=120)
+        wait_applied(pg_dsn, worker.app_id, worker.kafka_bootstrap or "", topics, timeout=600)
         return all(d.equal for d in compare_keyspace(cql, pg_dsn, keyspace, tables))
 
     try:
-        wait_until(equal, 240, "the mirror did not converge before the drift")
+        wait_until(equal, 900, "the mirror did not converge before the drift")
     except TimeoutError as error:
         pytest.fail(f"{error}\n{worker.log_tail()}")
 
