@@ -39,7 +39,7 @@ ORDER = ("worker", "stack", "demo", "generate", "dlq", "reconcile", "offsets", "
 def run_faust(args: list[str]) -> None:
     """Hand ``args`` to Faust's CLI for our app (it exits)."""
     settings = configured_settings()
-    if args[:1] == ["worker"]:
+    if args[:1] == ["worker"] and not {"--help", "-h"} & set(args):  # help needs no broker
         from app.topics import wait_for_kafka
 
         wait_for_kafka(settings.kafka.bootstrap_servers)

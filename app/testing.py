@@ -643,6 +643,24 @@ class WorkerProcess:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
 
+def run_cdc(worker: WorkerProcess, *args: str, timeout: float = 600) -> tuple[int, dict[str, Any]]:
+    """Run ``cdc <args> --json`` against the worker's endpoints (its app id too); exit code and the JSON
+    document printed (the last line of stdout)."""
+    env = {**os.environ, **worker.endpoints(), "CDC_APP_ID": worker.app_id}
+    done = subprocess.run(
+        [sys.executable, "-m", "app", *args, "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    out = done.stdout.strip()
+    assert out, f"no output (rc {done.returncode}): {done.stderr[-3000:]}"
+    return done.returncode, json.loads(out.splitlines()[-1])
+
+
 def mirror_ids(pg_dsn: str, schema: str, table: str, column: str = "id") -> list[object]:
     """The ``column`` values of a mirror, sorted ([] while the mirror does not exist yet)."""
     query = sql.SQL("SELECT {} FROM {} ORDER BY 1").format(

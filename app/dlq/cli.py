@@ -38,7 +38,9 @@ from models.dlq import (
 EXIT_ERROR, EXIT_NOT_FOUND, EXIT_PARTIAL = 1, 3, 4
 
 
-def _json(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """The CLIs' ``--json`` document: sorted keys, payloads decoded, durations in seconds, anything else
+    orjson does not know as text."""
     return orjson.dumps(value, default=_plain, option=orjson.OPT_SORT_KEYS).decode()
 
 
@@ -47,7 +49,7 @@ def _plain(value: Any) -> Any:
         return decoded(bytes(value))
     if isinstance(value, timedelta):
         return value.total_seconds()
-    raise TypeError(type(value).__name__)
+    return str(value)
 
 
 @contextmanager
@@ -100,7 +102,7 @@ def _filter(
 def _not_found(message: str, as_json: bool) -> NoReturn:
     """Exit 3; with ``--json`` the error is a JSON document on stdout too (the API's error body)."""
     if as_json:
-        click.echo(_json({"error": {"code": "not_found", "message": message}}))
+        click.echo(json_text({"error": {"code": "not_found", "message": message}}))
     click.echo(message, err=True)
     sys.exit(EXIT_NOT_FOUND)
 
@@ -126,7 +128,7 @@ def list_command(limit: int, after: int, as_json: bool, **selected: Any) -> None
         total = store.count(conn, f, prefix)
     next_after = rows[-1]["id"] if len(rows) == limit else None
     if as_json:
-        click.echo(_json({"records": rows, "total": total, "next_after": next_after}))
+        click.echo(json_text({"records": rows, "total": total, "next_after": next_after}))
         return
     for r in rows:
         click.echo(
@@ -149,7 +151,7 @@ def show(record_id: int, as_json: bool) -> None:
     if row is None:
         _not_found(f"no dead letter {record_id}", as_json)
     if as_json:
-        click.echo(_json(row))
+        click.echo(json_text(row))
         return
     for name in (
         "id",
@@ -165,10 +167,10 @@ def show(record_id: int, as_json: bool) -> None:
     ):
         click.echo(f"{name:>16}: {row[name]}")
     click.echo(f"{'origin':>16}: {row['topic']}[{row['partition']}]@{row['offset']}")
-    click.echo(f"{'key':>16}: {_json(row['key'])}")
-    click.echo(f"{'value':>16}: {_json(row['value'])}")
+    click.echo(f"{'key':>16}: {json_text(row['key'])}")
+    click.echo(f"{'value':>16}: {json_text(row['value'])}")
     for entry in row["history"]:
-        click.echo(f"{'history':>16}: {_json(entry)}")
+        click.echo(f"{'history':>16}: {json_text(entry)}")
 
 
 @dlq.command()
@@ -201,7 +203,7 @@ def replay(
         with _connection(settings) as conn:
             job = store.create_job(conn, request, requested_by="cli")
         body = {"replay_id": job["id"], "status": job["status"], "scheduled_at": job["scheduled_at"]}
-        click.echo(_json(body) if as_json else f"replay {job['id']} scheduled at {job['scheduled_at']}")
+        click.echo(json_text(body) if as_json else f"replay {job['id']} scheduled at {job['scheduled_at']}")
         return
     final = asyncio.run(_run_here(settings, request))
     _report(final, as_json)
@@ -212,7 +214,7 @@ def _dry_run(settings: Settings, f: DlqFilter, as_json: bool) -> None:
         groups = store.summary(conn, f, settings.kafka.topic_prefix)
     matched = sum(int(g["records"]) for g in groups)
     if as_json:
-        click.echo(_json({"dry_run": True, "matched": matched, "groups": groups}))
+        click.echo(json_text({"dry_run": True, "matched": matched, "groups": groups}))
         return
     for g in groups:
         click.echo(f"{g['records']:>8} {g['status']:<9} {g['error_type']:<22} {g['topic']}")
@@ -276,7 +278,7 @@ def _report(final: dict[str, Any], as_json: bool) -> None:
         "seconds": round(seconds, 3),
     }
     if as_json:
-        click.echo(_json(body))
+        click.echo(json_text(body))
     else:
         pace = f" ({final['replayed'] / seconds:.1f}/s)" if seconds > 0 else ""
         click.echo(
@@ -301,7 +303,7 @@ def status(replay_id: int, as_json: bool) -> None:
     if found is None:
         _not_found(f"no replay {replay_id}", as_json)
     if as_json:
-        click.echo(_json(found))
+        click.echo(json_text(found))
         return
     for name, value in found.items():
         click.echo(f"{name:>13}: {value}")
@@ -313,7 +315,7 @@ def _close(ids: tuple[int, ...], note: str | None, status: str, as_json: bool) -
         done = store.close(conn, ids, status, note)
     missing = sorted(set(ids) - set(done))
     if as_json:
-        click.echo(_json({"status": status, "ids": done, "not_changed": missing}))
+        click.echo(json_text({"status": status, "ids": done, "not_changed": missing}))
     else:
         click.echo(f"{len(done)} dead letters {status}" + (f"; not changed: {missing}" if missing else ""))
     if missing:
@@ -356,4 +358,4 @@ def purge(older_than: str, as_json: bool, **selected: Any) -> None:
         removed = store.purge(conn, age, f, settings.kafka.topic_prefix)
     body = {"purged": removed, "older_than_s": age.total_seconds(), "filter": f.as_dict()}
     took = time.monotonic() - started
-    click.echo(_json(body) if as_json else f"purged {removed} dead letters in {took:.1f}s")
+    click.echo(json_text(body) if as_json else f"purged {removed} dead letters in {took:.1f}s")

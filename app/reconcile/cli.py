@@ -12,21 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 
+from app.dlq.cli import json_text
 from app.logging import configured_settings
 from app.settings import Settings
-from models.dlq import decoded
 
 EXIT_ERROR, EXIT_DRIFT = 1, 5
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(
-        value,
-        default=lambda v: decoded(bytes(v)) if isinstance(v, bytes | memoryview) else str(v),
-        option=orjson.OPT_SORT_KEYS,
-    ).decode()
 
 
 def peak_rss_mib() -> float | None:
@@ -167,7 +158,7 @@ def reconcile(
     results, errors = job["report"]["tables"], job["errors"]
     if as_json:
         click.echo(
-            _json(
+            json_text(
                 {
                     "peak_rss_mib": peak_rss_mib(),
                     "job_id": job["id"],
@@ -204,7 +195,7 @@ def jobs_command(table: str | None, status: str | None, limit: int, after: int, 
 
     rows = _read(store.jobs, {"table": table, "status": status}, limit, after)
     if as_json:
-        click.echo(_json({"jobs": rows, "next_after": rows[-1]["id"] if len(rows) == limit else None}))
+        click.echo(json_text({"jobs": rows, "next_after": rows[-1]["id"] if len(rows) == limit else None}))
         return
     for j in rows:
         click.echo(
@@ -238,12 +229,14 @@ def mismatches_command(
     filters = {"job_id": job_id, "table": table, "type": kind, "status": status}
     rows = _read(store.mismatches, filters, limit, after)
     if as_json:
-        click.echo(_json({"mismatches": rows, "next_after": rows[-1]["id"] if len(rows) == limit else None}))
+        click.echo(
+            json_text({"mismatches": rows, "next_after": rows[-1]["id"] if len(rows) == limit else None})
+        )
         return
     for m in rows:
         click.echo(
             f"{m['id']:>8} job {m['job_id']:<5} {m['mismatch_type']:<21} {m['keyspace']}.{m['table']} "
-            f"{_json(m['primary_key'])} {m['resolution_status']} {','.join(m['columns'])}"
+            f"{json_text(m['primary_key'])} {m['resolution_status']} {','.join(m['columns'])}"
         )
 
 

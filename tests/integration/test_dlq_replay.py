@@ -10,10 +10,6 @@ worker restart, and two runners of one replay job applying and counting each rec
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,12 +24,12 @@ from app.dlq.replay import run_job
 from app.runtime import Runtime
 from app.settings import load_settings
 from app.testing import (
-    REPO,
     WorkerProcess,
     create_keyspace,
     create_topics,
     debezium_source,
     produce,
+    run_cdc,
     wait_until,
 )
 from app.testing import debezium_cell as cell
@@ -51,20 +47,8 @@ def change(keyspace: str, table: str, id_: int, name: str, ts: int) -> tuple[byt
     return orjson.dumps({"id": id_}), orjson.dumps(event)
 
 
-def cdc(worker: WorkerProcess, *args: str, timeout: float = 120) -> tuple[int, dict[str, Any]]:
-    """Run ``cdc <args> --json`` against the worker's endpoints; exit code and the JSON printed."""
-    env = {**os.environ, **worker.endpoints(), "CDC_APP_ID": worker.app_id}
-    done = subprocess.run(
-        [sys.executable, "-m", "app", *args, "--json"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-    )
-    out = done.stdout.decode().strip()
-    assert out, f"no output (rc {done.returncode}): {done.stderr.decode()[-3000:]}"
-    return done.returncode, json.loads(out.splitlines()[-1])
+def cdc(worker: WorkerProcess, *args: str) -> tuple[int, dict[str, Any]]:
+    return run_cdc(worker, *args, timeout=120)
 
 
 def letters(pg_dsn: str, topic: str) -> list[dict[str, Any]]:

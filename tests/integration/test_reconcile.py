@@ -30,6 +30,7 @@ from app.testing import (
     compare_keyspace,
     create_cdc_keyspace,
     mirror_ids,
+    run_cdc,
     wait_applied,
     wait_until,
 )
@@ -42,18 +43,7 @@ DEFINITION = "id int, c int, name text, tags set<text>, PRIMARY KEY (id, c)"
 
 
 def reconcile(worker: WorkerProcess, *args: str) -> tuple[int, dict[str, Any]]:
-    env = {**os.environ, **worker.endpoints(), "CDC_APP_ID": worker.app_id}
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "reconcile", *args, "--json"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.stdout.strip(), f"rc {done.returncode}: {done.stderr[-3000:]}"
-    return done.returncode, json.loads(done.stdout.strip().splitlines()[-1])
+    return run_cdc(worker, "reconcile", *args)
 
 
 def fill(cql: Any, keyspace: str, table: str, rows: int) -> None:
