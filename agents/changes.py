@@ -63,7 +63,9 @@ class Consumer(Protocol):
 class WorkerRuntime(Protocol):
     """The part of :class:`app.runtime.Runtime` the hooks use (a fake in unit tests)."""
 
-    async def claim(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Claim]: ...
+    async def claim(
+        self, partitions: Sequence[tuple[str, int]], starts: Mapping[tuple[str, int], int] | None = None
+    ) -> dict[tuple[str, int], Claim]: ...
 
     def expect(self, tp: tuple[str, int], offset: int) -> None: ...
 
@@ -168,11 +170,7 @@ async def claim_assigned(runtime: WorkerRuntime, consumer: Consumer, mine: Seque
     """
     if not mine:
         return
-    claims = await runtime.claim(mine)
-    fresh = [TP(t, p) for (t, p), c in claims.items() if c.next_offset is None]
-    if fresh:
-        for tp, offset in (await consumer.earliest_offsets(*fresh)).items():
-            runtime.expect((tp.topic, tp.partition), offset)
+    claims = await runtime.claim(mine, await starts_of(consumer, mine))
     log.info("partitions claimed", offsets={f"{t}:{p}": c.next_offset for (t, p), c in claims.items()})
     await hold_beyond_end(consumer, claims)
 
@@ -232,10 +230,11 @@ async def recheck_held(
         _report_held(held)
         return
     tps = sorted(held)
-    claims = await runtime.claim(tps)
+    starts = await starts_of(consumer, tps)
+    claims = await runtime.claim(tps, starts)
     still = await hold_beyond_end(consumer, claims, held)
     ready = [tp for tp in tps if tp not in still]
-    await seek_to_claims(runtime, consumer, claims, ready)
+    await seek_to_claims(runtime, consumer, claims, ready, starts)
     if ready:
         consumer.resume_partitions({TP(*tp) for tp in ready})  # a set: Faust iterates it twice
         log.info("partitions resumed at their stored offsets", partitions=[f"{t}:{p}" for t, p in ready])
@@ -294,6 +293,13 @@ async def resume_gaps(
             )
             runtime.expect((topic, partition), first_available)
             continue
+        log.info(
+            "records missing from the fetch: seeking back to the stored offset",
+            topic=topic,
+            partition=partition,
+            stored_offset=stored,
+            next_fetched=first,
+        )
         await consumer.seek(TP(topic, partition), stored)
 
 
@@ -302,9 +308,18 @@ async def claim_and_seek(
 ) -> dict[tuple[str, int], Claim]:
     """Claim ``partitions`` again and seek each to where PostgreSQL says applying resumes (its earliest
     offset if nothing was applied yet); returns the claims."""
-    claims = await runtime.claim(partitions)
-    await seek_to_claims(runtime, consumer, claims, partitions)
+    starts = await starts_of(consumer, partitions)
+    claims = await runtime.claim(partitions, starts)
+    await seek_to_claims(runtime, consumer, claims, partitions, starts)
     return claims
+
+
+async def starts_of(consumer: Consumer, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """Each partition's earliest offset: where one without a checkpoint starts."""
+    if not partitions:
+        return {}
+    found = await consumer.earliest_offsets(*(TP(*tp) for tp in partitions))
+    return {(tp.topic, tp.partition): offset for tp, offset in found.items()}
 
 
 async def seek_to_claims(
@@ -312,16 +327,12 @@ async def seek_to_claims(
     consumer: Consumer,
     claims: Mapping[tuple[str, int], Claim],
     partitions: Sequence[tuple[str, int]],
+    starts: Mapping[tuple[str, int], int],
 ) -> None:
-    if not partitions:
-        return
-    earliest = await consumer.earliest_offsets(*(TP(*tp) for tp in partitions))
+    """Seek each partition to its stored offset, or to its start (``starts``, the claim's) without one."""
     for tp in partitions:
         offset = claims[tp].next_offset
-        if offset is None:
-            offset = earliest[TP(*tp)]
-            runtime.expect(tp, offset)
-        await consumer.seek(TP(*tp), offset)
+        await consumer.seek(TP(*tp), starts[tp] if offset is None else offset)
 
 
 async def reclaim_assigned(

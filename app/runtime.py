@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -194,9 +194,14 @@ class Runtime:
             health.mark(name, "up")
 
     # -- partitions ---------------------------------------------------------------------------------------
-    async def claim(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Claim]:
+    async def claim(
+        self, partitions: Sequence[tuple[str, int]], starts: Mapping[tuple[str, int], int] | None = None
+    ) -> dict[tuple[str, int], Claim]:
+        """:meth:`Applier.claim` (``starts``: the earliest offsets, for partitions without a checkpoint)."""
         applier = await self.ensure_started()
-        claims: dict[tuple[str, int], Claim] = await self._retrying("claim", applier.claim, partitions)
+        claims: dict[tuple[str, int], Claim] = await self._retrying(
+            "claim", applier.claim, partitions, starts
+        )
         return claims
 
     def expect(self, tp: tuple[str, int], offset: int) -> None:

@@ -398,6 +398,28 @@ async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[tuple[str, 
         await consumer.stop()
 
 
+async def topic_records(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of ``topic`` up to its end offsets at the call (aiokafka ``ConsumerRecord`` objects, by
+    partition then offset): for a test's diagnostics."""
+    ends = await end_offsets(bootstrap, [topic])
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        wanted = [TopicPartition(t, p) for (t, p), end in ends.items() if end > 0]
+        consumer.assign(wanted)
+        await consumer.seek_to_beginning(*wanted)
+        left = {tp for tp in wanted}
+        while left:
+            for tp, records in (await consumer.getmany(*left, timeout_ms=1000)).items():
+                found.extend(records)
+                if records[-1].offset + 1 >= ends[(tp.topic, tp.partition)]:
+                    left.discard(tp)
+        return sorted(found, key=lambda r: (r.partition, r.offset))
+    finally:
+        await consumer.stop()
+
+
 def _topic_size(bootstrap: str, topic: str) -> int:
     return sum(asyncio.run(end_offsets(bootstrap, [topic])).values())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 TablePath = tuple[str, str]
@@ -72,6 +73,29 @@ class Outcome:
         self.table_of.update(part.table_of)
         for path, ts in part.last_ts_us.items():
             self.last_ts_us[path] = max(self.last_ts_us.get(path, 0), ts)
+
+
+def contiguous_ends(records: Iterable[Record], stored: Mapping[TP, int | None]) -> dict[TP, tuple[int, int]]:
+    """Per partition whose records in the batch leave out an offset, ``(first missing, next held)``; those
+    at or past the first missing one must not apply (pure).
+
+    A partition's run starts at its stored offset (or, without one, at its lowest offset in the batch);
+    offsets below the run's end are copies or already applied. A batch may hold records of one partition
+    from two fetches with a hole between them (records dropped while the partition was inactive, then
+    fetched further on): applying both and storing the highest offset would skip the hole silently."""
+    offsets: dict[TP, set[int]] = {}
+    for r in records:
+        offsets.setdefault((r.topic, r.partition), set()).add(r.offset)
+    gaps: dict[TP, tuple[int, int]] = {}
+    for tp, held in offsets.items():
+        start = stored.get(tp)
+        expected = min(held) if start is None else start
+        for offset in sorted(held):
+            if offset > expected:
+                gaps[tp] = (expected, offset)
+                break
+            expected = max(expected, offset + 1)
+    return gaps
 
 
 ProgressUpdate = tuple[str, dict[str, int], dict[str, int]]

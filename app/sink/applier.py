@@ -22,7 +22,7 @@ from app.sink.ledger import PostgresLedger
 from app.sink.ports import CollectionReader, ConnectionSource, Ledger, TableResolver
 from app.sink.registry import TableEntry, TableQuarantined
 from app.sink.stages import StageObserver, ignore, timed
-from models.batch import TP, DeadLetter, Outcome, Record, TablePath
+from models.batch import TP, DeadLetter, Outcome, Record, TablePath, contiguous_ends
 from models.convergence import EMPTY_ROW, RowState, apply_readback
 from models.debezium import Envelope, parse_json, to_mutation
 from models.errors import (
@@ -133,13 +133,20 @@ class Applier:
         """Guards ``claims``: the agent's revoke/assign callbacks run while a batch runs in a worker thread."""
 
     # -- ownership ----------------------------------------------------------------------------------------
-    def claim(self, partitions: Iterable[TP]) -> dict[TP, Claim]:
+    def claim(self, partitions: Iterable[TP], starts: Mapping[TP, int] | None = None) -> dict[TP, Claim]:
         """Claim partitions (new generation) and return their stored offsets; commits at once. The agent calls
-        it on assignment: a batch applies only the records of partitions claimed here."""
+        it on assignment: a batch applies only the records of partitions claimed here.
+
+        ``starts``: where a partition without a checkpoint starts (its earliest offset). Given here, a batch
+        running meanwhile never sees such a claim without an offset (setting it afterwards raced the batch:
+        a batch applied under the bare claim, then the late start moved its offset back)."""
         with self.pool.connection() as conn:
             claims = self.ledger.claim(conn, self.group_id, partitions)
+        starts = starts or {}
         with self._lock:
-            self.claims.update(claims)
+            for tp, claim in claims.items():
+                start = starts.get(tp) if claim.next_offset is None else None
+                self.claims[tp] = claim if start is None else replace(claim, next_offset=start)
         return claims
 
     def release(self, partitions: Iterable[TP]) -> None:
@@ -149,10 +156,12 @@ class Applier:
                 self.claims.pop(tp, None)
 
     def expect(self, tp: TP, offset: int) -> None:
-        """Where a partition without a checkpoint starts (its earliest offset), or past a retention gap."""
+        """Where a partition without a checkpoint starts (its earliest offset), or past a retention gap or a
+        hole in the log. Only forward: an offset a batch has committed meanwhile is never moved back."""
         with self._lock:
-            if tp in self.claims:
-                self.claims[tp] = replace(self.claims[tp], next_offset=offset)
+            claim = self.claims.get(tp)
+            if claim is not None and (claim.next_offset is None or claim.next_offset < offset):
+                self.claims[tp] = replace(claim, next_offset=offset)
 
     def _snapshot(self) -> dict[TP, Claim]:
         """The claims a batch works with from its start to its commit (a concurrent release cannot pull them
@@ -378,18 +387,20 @@ class Applier:
     def _without_gaps(
         self, records: Sequence[Record], claims: Mapping[TP, Claim], outcome: Outcome
     ) -> list[Record]:
-        """Drop partitions whose first record lies beyond the stored offset (Kafka's position is only a hint)."""
-        first: dict[TP, int] = {}
-        for r in records:
-            first.setdefault((r.topic, r.partition), r.offset)
-        for tp, offset in first.items():
-            stored = claims[tp].next_offset
-            if stored is not None and offset > stored:
-                outcome.gaps[tp] = stored
-                outcome.gap_starts[tp] = offset
-        if not outcome.gaps:
+        """Keep each partition's records up to the first offset the batch lacks (Kafka's position is only a
+        hint): a partition whose first record lies past its stored offset applies nothing, one with a hole
+        applies what precedes it; either is a gap to seek back over (:func:`models.batch.contiguous_ends`)."""
+        cuts = contiguous_ends(records, {tp: claim.next_offset for tp, claim in claims.items()})
+        if not cuts:
             return list(records)
-        return [r for r in records if (r.topic, r.partition) not in outcome.gaps]
+        for tp, (missing, held) in cuts.items():
+            outcome.gaps[tp] = missing
+            outcome.gap_starts[tp] = held
+        return [
+            r
+            for r in records
+            if (r.topic, r.partition) not in cuts or r.offset < cuts[(r.topic, r.partition)][0]
+        ]
 
     def _is_new(
         self, record: Record, claims: Mapping[TP, Claim], outcome: Outcome, seen: set[tuple[str, int, int]]

@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import psycopg
 import pytest
 
@@ -31,6 +32,7 @@ from app.testing import (
     compare_keyspace,
     create_cdc_keyspace,
     end_offsets,
+    topic_records,
     unique,
     wait_applied,
     wait_until,
@@ -189,6 +191,40 @@ def wait_agent_quiet(bootstrap: str, topic: str, quiet_s: float = 3.0, timeout: 
     return int(last["end"])
 
 
+def explain(
+    cql: Any, pg_dsn: str, bootstrap: str, keyspace: str, topic: str, keys: Sequence[Any]
+) -> list[str]:
+    """For a failure message: per differing row, Cassandra's write times, the mirror's cell state and every
+    change event that touched its partition (Kafka partition:offset, op, write time, values)."""
+    records = asyncio.run(topic_records(bootstrap, topic))
+    with psycopg.connect(pg_dsn) as conn:
+        letters = conn.execute(
+            'SELECT partition, "offset", error_type, error_message FROM _cdc_dlq_records WHERE topic = %s',
+            (topic,),
+        ).fetchall()
+    out = [f"dead letters of {topic}: {letters}"]
+    for p, c in keys:
+        row = cql.execute(
+            f"SELECT v, writetime(v), tags, writetime(tags) FROM {keyspace}.{TABLE} WHERE p = %s AND c = %s",
+            (p, c),
+        ).one()
+        with psycopg.connect(pg_dsn) as conn:
+            cells = conn.execute(
+                f'SELECT v, tags, _cdc_cells FROM "{keyspace}"."{TABLE}" WHERE p = %s AND c = %s', (p, c)
+            ).fetchone()
+        out.append(f"row {(p, c)}: cassandra {tuple(row) if row else None}; mirror {cells}")
+        for r in records:
+            key, value = orjson.loads(r.key), orjson.loads(r.value) if r.value else None
+            if key.get("p") != p or value is None:
+                continue
+            after = {k: v.get("value", v) for k, v in (value.get("after") or {}).items() if v}
+            if key.get("c") in (c, None) or value.get("op") == "r":
+                out.append(
+                    f"  {r.partition}:{r.offset} {value.get('op')} ts={value['source']['ts_us']} {after}"
+                )
+    return out
+
+
 def assert_exactly_once(
     cql: Any,
     pg_dsn: str,
@@ -204,7 +240,27 @@ def assert_exactly_once(
     produced = wait_agent_quiet(bootstrap, topic)
     wait_applied(pg_dsn, group, bootstrap, [topic], timeout=90)
     diffs = compare_keyspace(cql, pg_dsn, keyspace, [TABLE])
-    assert all(d.equal for d in diffs), [d.summary() for d in diffs] + [w.log_tail() for w in workers]
+    if not all(d.equal for d in diffs):
+        time.sleep(
+            15
+        )  # tells a late event (equal by now) from a wrong merge (still different) in the message
+        later = compare_keyspace(cql, pg_dsn, keyspace, [TABLE])
+        pytest.fail(
+            "\n".join(
+                [
+                    *(
+                        f"{d.summary()} missing={d.missing} extra={d.extra} different={d.different}"
+                        for d in diffs
+                    ),
+                    f"15 s later: end offsets {partition_ends(bootstrap, topic)} (quiet at {produced})",
+                    *(d.summary() for d in later),
+                    *explain(
+                        cql, pg_dsn, bootstrap, keyspace, topic, [k for d in diffs for k in d.different]
+                    ),
+                    *(w.log_tail() for w in workers),
+                ]
+            )
+        )
     with psycopg.connect(pg_dsn) as conn:
         counted = conn.execute(
             "SELECT coalesce(sum(events), 0) FROM _cdc_checkpoints WHERE group_id = %s AND topic = %s",

@@ -4,7 +4,7 @@ hook's bookkeeping, topic selection and subscription, and no I/O until the worke
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,12 @@ class FakeRuntime:
     outcomes: list[Outcome | None] = field(default_factory=list)
     published: int = 0
 
-    async def claim(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Claim]:
+    async def claim(
+        self, partitions: Sequence[tuple[str, int]], starts: Mapping[tuple[str, int], int] | None = None
+    ) -> dict[tuple[str, int], Claim]:
+        for tp in partitions:
+            if self.stored.get(tp) is None and starts is not None and tp in starts:
+                self.expected[tp] = starts[tp]
         return {tp: Claim(tp[0], tp[1], self.stored.get(tp), 1) for tp in partitions}
 
     def expect(self, tp: tuple[str, int], offset: int) -> None:

@@ -83,6 +83,41 @@ def test_a_batch_starting_beyond_the_stored_offset_reports_the_gap_and_applies_n
     assert w.ledger.offsets == {(TOPIC, 0): 2}
 
 
+def test_a_hole_inside_a_batch_applies_only_what_precedes_it_and_reports_the_gap() -> None:
+    """Records of one partition from two fetches with a hole between them (seen with two workers: records
+    dropped while the partition was inactive): applying both would store the highest offset and skip the
+    hole for good."""
+    w = World()
+    w.ledger.offsets[(TOPIC, 0)] = 2
+    w.claim()
+    outcome = w.applier.apply([insert(2, 1, "a"), insert(3, 2, "b"), insert(7, 3, "c"), insert(8, 4, "d")])
+    assert w.names() == {(1,): "a", (2,): "b"}
+    assert w.ledger.offsets == {(TOPIC, 0): 4}
+    assert w.ledger.events == {(TOPIC, 0): 2}
+    assert (outcome.gaps, outcome.gap_starts) == ({(TOPIC, 0): 4}, {(TOPIC, 0): 7})
+
+
+def test_a_late_start_never_moves_a_committed_offset_back() -> None:
+    """Seen with two workers: a batch applied under a claim without a checkpoint, then the assignment hook
+    set the partition's start (its earliest offset): the offset went back, and the records after it looked
+    like a gap over and over."""
+    w = World()
+    w.claim()
+    w.applier.apply([insert(0, 1, "a"), insert(1, 2, "b")])
+    w.applier.expect((TOPIC, 0), 0)
+    outcome = w.applier.apply([insert(2, 3, "c")])
+    assert not outcome.gaps
+    assert w.ledger.offsets == {(TOPIC, 0): 3}
+
+
+def test_a_claim_given_its_start_checks_the_first_batch_against_it() -> None:
+    w = World()
+    w.applier.claim([(TOPIC, 0)], starts={(TOPIC, 0): 3})
+    outcome = w.applier.apply([insert(5, 1, "a")])
+    assert outcome.gaps == {(TOPIC, 0): 3}
+    assert w.store.rows == {}
+
+
 def test_a_fenced_batch_leaves_no_rows_dead_letters_or_offsets() -> None:
     w = World()
     w.claim()
