@@ -3,6 +3,8 @@ fencing, dead letters, isolation of a failing record, read-back of collections, 
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 from psycopg import errors as pg_errors
@@ -12,13 +14,21 @@ from app.clock import now_us
 from app.sink.applier import Applier
 from app.sink.breaker import DeadLetterBreaker, DeadLetterFlood
 from app.sink.checkpoints import Fenced
-from app.sink.registry import TableEntry
+from app.sink.failures import classify
+from app.sink.registry import TableEntry, TableQuarantined
 from app.testing import cql_table, debezium_cell, debezium_source
 from models.batch import Record
 from models.convergence import Cell, ReadBack, RowState
 from models.debezium import Envelope, parse_json
 from models.partition_locks import lock_order
-from tests.unit.fakes import MemoryLedger, MemoryPool, MemoryReader, MemoryRegistry, MemoryStore
+from tests.unit.fakes import (
+    MemoryConnection,
+    MemoryLedger,
+    MemoryPool,
+    MemoryReader,
+    MemoryRegistry,
+    MemoryStore,
+)
 
 TOPIC = "cdc.ks.t"
 TS = 1_700_000_000_000_000
@@ -41,7 +51,7 @@ class World:
         self.store = MemoryStore()
         self.ledger = MemoryLedger()
         self.reader = MemoryReader()
-        registry = MemoryRegistry({("ks", "t"): TableEntry(T, self.store)})
+        registry = self.registry = MemoryRegistry({("ks", "t"): TableEntry(T, self.store)})
         self.pool = MemoryPool([self.store, self.ledger])
         self.applier = Applier(self.pool, registry, self.reader, group_id="g", ledger=self.ledger)
 
@@ -443,4 +453,18 @@ def test_a_write_time_far_in_the_future_is_dead_lettered_as_timestamp_out_of_ran
     records = [insert(0, 1, "a"), Record(TOPIC, 0, 1, b'{"id": 2}', orjson.dumps(future))]
     outcome = w.applier.apply(records)
     assert [(d.record.offset, d.reason) for d in outcome.dead_letters] == [(1, "timestamp_out_of_range")]
+    assert w.names() == {(1,): "a"}
+
+
+def test_a_replay_of_a_quarantined_tables_records_pauses_and_applies_nothing() -> None:
+    """Like the stream: the records wait (the replay job retries with backoff) until the quarantine is lifted."""
+    w = World()
+    w.registry.held[("ks", "t")] = "the table was dropped and created again"
+    conn: Any = MemoryConnection([w.store, w.ledger])  # the Connection the fakes stand for
+    with pytest.raises(TableQuarantined) as caught:
+        w.applier.replay(conn, [insert(0, 1, "a")])
+    assert classify(caught.value).pauses
+    assert w.store.rows == {}
+    del w.registry.held[("ks", "t")]
+    assert w.applier.replay(conn, [insert(0, 1, "a")]) == []
     assert w.names() == {(1,): "a"}
