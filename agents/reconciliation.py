@@ -114,7 +114,7 @@ def _claim_schedule(dsn: str, interval: float) -> tuple[int, list[str]] | None:
             conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEDULE_LOCK,))
 
 
-@app.timer(interval=60.0)
+@app.timer(interval=min(60.0, max(1.0, get_settings().reconcile.job_stale_s / 2)))
 async def resume_stale_jobs() -> None:
     """A job whose runner died (no heartbeat for ``reconcile.job_stale_s``) is taken over and finished: only
     its ranges not done are read."""

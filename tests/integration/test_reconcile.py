@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -335,6 +336,95 @@ def test_the_schedule_runs_each_interval_on_exactly_one_of_two_workers(
     assert all(j[3] == 0 for j in jobs if j[2] == "done"), jobs
 
 
+@dataclass
+class KilledJob:
+    worker: WorkerProcess
+    job_id: int
+    done_before: int
+    killed_at: float
+
+
+RANGES = 3000
+
+
+def kill_a_job_mid_way(
+    cql: Any,
+    keyspace: str,
+    start_worker: Any,
+    pg_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    agent_log: Path,
+    topics: list[str],
+) -> KilledJob:
+    """A converged 2,000-row table with two rows deleted from the mirror; ``cdc reconcile`` over 3,000
+    ranges killed (-9) once 300 ranges are done."""
+    topic = f"{topic_prefix}.{keyspace}.t"
+    topics.append(topic)
+    create_cdc_keyspace(cql, keyspace, {"t": DEFINITION}, topic_prefix, kafka_bootstrap, agent_log)
+    fill(cql, keyspace, "t", 2000)
+    worker = start_worker([keyspace])
+    converged(cql, pg_dsn, worker, keyspace, ["t"], [topic])
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f'DELETE FROM "{keyspace}"."t" WHERE (id, c) IN ((3, 1), (250, 4))')
+    env = {**os.environ, **worker.endpoints(), "CDC_APP_ID": worker.app_id}
+    args = [
+        sys.executable,
+        "-m",
+        "app",
+        "reconcile",
+        "--table",
+        f"{keyspace}.t",
+        "--ranges",
+        str(RANGES),
+        "--concurrency",
+        "1",
+        "--recheck-after",
+        "1",
+        "--lag-allowance",
+        "0",
+        "--json",
+    ]
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: job_progress(pg_dsn, keyspace)[1] >= 300, 120, "the job never got going")
+    finally:
+        proc.kill()  # kill -9
+        proc.wait(10)
+    job_id, done_before = job_progress(pg_dsn, keyspace)
+    assert job_id is not None
+    assert 300 <= done_before < RANGES, done_before
+    return KilledJob(worker, job_id, done_before, time.time())
+
+
+def job_progress(pg_dsn: str, keyspace: str) -> tuple[int | None, int]:
+    """The newest job over ``keyspace.t`` and how many of its ranges are done."""
+    with psycopg.connect(pg_dsn) as conn:
+        row = conn.execute(
+            """SELECT j.id, count(r.*) FROM _cdc_reconciliation_jobs j
+               LEFT JOIN _cdc_reconciliation_ranges r ON r.job_id = j.id
+               WHERE j.tables = %s::jsonb GROUP BY j.id ORDER BY j.id DESC LIMIT 1""",
+            (json.dumps([f"{keyspace}.t"]),),
+        ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (None, 0)
+
+
+def assert_finished_from_where_it_stopped(
+    pg_dsn: str, killed: KilledJob, tables: list[dict[str, Any]]
+) -> None:
+    """Both deleted rows found, every Cassandra row counted, and only the ranges left were read again."""
+    [table] = tables
+    assert (table["mismatches"], table["by_type"]) == (2, {"MISSING_IN_POSTGRES": 2})
+    assert table["cassandra_rows"] == 2000
+    with psycopg.connect(pg_dsn) as conn:
+        total, after = conn.execute(
+            """SELECT count(*), count(*) FILTER (WHERE finished_at > to_timestamp(%s))
+               FROM _cdc_reconciliation_ranges WHERE job_id = %s""",
+            (killed.killed_at, killed.job_id),
+        ).fetchone() or (0, 0)
+    assert (total, after) == (RANGES, RANGES - killed.done_before)
+
+
 def test_a_job_killed_mid_way_is_finished_by_rerun_reading_only_the_ranges_left(
     cql: Any,
     keyspace: str,
@@ -345,64 +435,48 @@ def test_a_job_killed_mid_way_is_finished_by_rerun_reading_only_the_ranges_left(
     agent_log: Path,
     topics: list[str],
 ) -> None:
-    topic = f"{topic_prefix}.{keyspace}.t"
-    topics.append(topic)
-    create_cdc_keyspace(cql, keyspace, {"t": DEFINITION}, topic_prefix, kafka_bootstrap, agent_log)
-    fill(cql, keyspace, "t", 2000)
-    worker = start_worker([keyspace])
-    converged(cql, pg_dsn, worker, keyspace, ["t"], [topic])
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f'DELETE FROM "{keyspace}"."t" WHERE (id, c) IN ((3, 1), (250, 4))')
-    ranges = 3000
-    env = {**os.environ, **worker.endpoints(), "CDC_APP_ID": worker.app_id}
-    args = [
-        sys.executable,
-        "-m",
-        "app",
-        "reconcile",
-        "--table",
-        f"{keyspace}.t",
-        "--ranges",
-        str(ranges),
-        "--concurrency",
-        "1",
-        "--recheck-after",
-        "1",
-        "--lag-allowance",
-        "0",
-        "--json",
-    ]
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = kill_a_job_mid_way(
+        cql, keyspace, start_worker, pg_dsn, kafka_bootstrap, topic_prefix, agent_log, topics
+    )
+    rc, result = reconcile(killed.worker, "--rerun", str(killed.job_id))
+    assert (rc, result["job_id"], result["status"]) == (5, killed.job_id, "done"), result
+    assert_finished_from_where_it_stopped(pg_dsn, killed, result["tables"])
 
-    def progress() -> tuple[int | None, int]:
+
+def test_a_worker_takes_over_a_job_whose_runner_stopped_and_finishes_it(
+    cql: Any,
+    keyspace: str,
+    start_worker: Any,
+    pg_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    agent_log: Path,
+    topics: list[str],
+) -> None:
+    """No heartbeat for ``CDC_RECONCILE__JOB_STALE_S``: a worker of the group claims the job and reads only
+    the ranges left (no operator involved)."""
+    killed = kill_a_job_mid_way(
+        cql, keyspace, start_worker, pg_dsn, kafka_bootstrap, topic_prefix, agent_log, topics
+    )
+    killed.worker.stop()
+    worker = start_worker(
+        [keyspace], app_id=killed.worker.app_id, extra_env={"CDC_RECONCILE__JOB_STALE_S": "3"}
+    )
+
+    def finished() -> tuple[Any, ...] | None:
         with psycopg.connect(pg_dsn) as conn:
             row = conn.execute(
-                """SELECT j.id, count(r.*) FROM _cdc_reconciliation_jobs j
-                   LEFT JOIN _cdc_reconciliation_ranges r ON r.job_id = j.id
-                   WHERE j.tables = %s::jsonb GROUP BY j.id ORDER BY j.id DESC LIMIT 1""",
-                (json.dumps([f"{keyspace}.t"]),),
+                "SELECT status, owner, report FROM _cdc_reconciliation_jobs WHERE id = %s", (killed.job_id,)
             ).fetchone()
-        return (int(row[0]), int(row[1])) if row else (None, 0)
+        return row if row is not None and row[0] != "running" else None
 
     try:
-        wait_until(lambda: progress()[1] >= 300, 120, "the job never got going")
-    finally:
-        proc.kill()  # kill -9
-        proc.wait(10)
-    job_id, done_before = progress()
-    assert job_id is not None
-    assert 300 <= done_before < ranges, done_before
-    killed_at = time.time()
-
-    rc, result = reconcile(worker, "--rerun", str(job_id))
-    assert (rc, result["job_id"], result["status"]) == (5, job_id, "done"), result
-    [table] = result["tables"]
-    assert (table["mismatches"], table["by_type"]) == (2, {"MISSING_IN_POSTGRES": 2})
-    assert table["cassandra_rows"] == 2000
-    with psycopg.connect(pg_dsn) as conn:
-        total, after = conn.execute(
-            """SELECT count(*), count(*) FILTER (WHERE finished_at > to_timestamp(%s))
-               FROM _cdc_reconciliation_ranges WHERE job_id = %s""",
-            (killed_at, job_id),
-        ).fetchone() or (0, 0)
-    assert (total, after) == (ranges, ranges - done_before)  # the rerun read only the ranges left
+        row = wait_until(finished, 120, "the stale job was not taken over and finished")
+    except TimeoutError as error:
+        pytest.fail(f"{error}\n{worker.log_tail()}")
+    assert row is not None
+    status, owner, report = row
+    assert status == "done", report
+    assert owner.startswith(f"{worker.app_id}@"), owner
+    assert "resuming a reconciliation job whose runner stopped" in worker.log_text()
+    assert_finished_from_where_it_stopped(pg_dsn, killed, report["tables"])
