@@ -32,7 +32,7 @@ from app.settings import get_settings
 from app.sink.applier import Prepared
 from app.sink.checkpoints import Claim
 from app.topics import UNREACHABLE, keyspace_selected, list_topics, matching, placeholder_topic, topic_pattern
-from models.batch import Outcome, Record
+from models.batch import Outcome, Record, stalled
 from tables import progress
 
 log = structlog.get_logger("cdc.agent")
@@ -53,6 +53,8 @@ class Consumer(Protocol):
 
     async def seek(self, partition: TP, offset: int) -> None: ...
 
+    async def position(self, tp: TP) -> int | None: ...
+
     def assignment(self) -> set[TP]: ...
 
     def pause_partitions(self, tps: Iterable[TP]) -> None: ...
@@ -68,6 +70,8 @@ class WorkerRuntime(Protocol):
     ) -> dict[tuple[str, int], Claim]: ...
 
     def expect(self, tp: tuple[str, int], offset: int) -> None: ...
+
+    def next_offsets(self) -> dict[tuple[str, int], int]: ...
 
     async def prepare(self, records: Sequence[Record], after: Prepared | None = None) -> Prepared | None: ...
 
@@ -93,6 +97,8 @@ class Wiring:
         """The outbox round started after the last batch with dead letters (not awaited by the stream)."""
         self.assigned = False
         """The group has assigned this worker its partitions (for ``/ready``)."""
+        self.stalled: dict[tuple[str, int], int] = {}
+        """Partitions fetched past their next offset with nothing buffered at the last check (-> that offset)."""
 
 
 wiring = Wiring()
@@ -553,6 +559,49 @@ async def publish_pending_dead_letters() -> None:
 async def discover_topics_timer() -> None:
     """Subscribe to change topics of tables created since start-up (no restart needed)."""
     await discover_topics(resubscribe=True)
+
+
+@app.timer(interval=5.0)
+async def recover_stalled_partitions() -> None:
+    """Seek back partitions whose fetched records never reached a batch (see :func:`models.batch.stalled`)."""
+    try:
+        await recover_stalled(
+            current_runtime(), app.batching_consumer, app.batching_consumer.buffer.partitions()
+        )
+    except Exception:
+        log.exception("checking for stalled partitions failed; will retry")
+
+
+async def recover_stalled(
+    runtime: WorkerRuntime,
+    consumer: Consumer,
+    buffered: set[tuple[str, int]],
+    watched: dict[tuple[str, int], int] | None = None,
+) -> dict[tuple[str, int], int]:
+    """One check: the partitions sought back, each to the offset applying resumes at."""
+    watched = wiring.stalled if watched is None else watched
+    assigned = consumer.assignment()
+    offsets = {
+        tp: o for tp, o in runtime.next_offsets().items() if TP(*tp) in assigned and tp not in wiring.held
+    }
+    positions = {}
+    for tp in offsets:
+        position = await consumer.position(TP(*tp))
+        if position is not None:
+            positions[tp] = position
+    seek, watch = stalled(offsets, positions, buffered, watched)
+    watched.clear()
+    watched.update(watch)
+    for tp, offset in seek.items():
+        log.warning(
+            "fetched records never reached a batch: seeking back to where applying resumes",
+            topic=tp[0],
+            partition=tp[1],
+            next_offset=offset,
+            position=positions[tp],
+        )
+        await consumer.seek(TP(*tp), offset)
+    return seek
 
 
 @app.timer(interval=10.0)

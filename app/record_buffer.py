@@ -28,6 +28,10 @@ class RecordBuffer:
     def __len__(self) -> int:
         return len(self._records)
 
+    def partitions(self) -> set[TP]:
+        """The partitions with records waiting here."""
+        return {(r.topic, r.partition) for r in self._records}
+
     async def put(self, records: Iterable[Record]) -> None:
         """Add ``records`` (one fetch), after waiting while the buffer is full. A fetch is never split, so
         the buffer may exceed its capacity by one fetch."""

@@ -208,6 +208,10 @@ class Runtime:
         if self.applier is not None:
             self.applier.expect(tp, offset)
 
+    def next_offsets(self) -> dict[tuple[str, int], int]:
+        """Where applying resumes, per claimed partition (nothing before start-up)."""
+        return self.applier.next_offsets() if self.applier is not None else {}
+
     def release(self, partitions: Sequence[tuple[str, int]]) -> None:
         if self.applier is not None:
             self.applier.release(partitions)

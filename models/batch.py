@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 TablePath = tuple[str, str]
@@ -96,6 +96,30 @@ def contiguous_ends(records: Iterable[Record], stored: Mapping[TP, int | None]) 
                 break
             expected = max(expected, offset + 1)
     return gaps
+
+
+def stalled(
+    next_offsets: Mapping[TP, int],
+    positions: Mapping[TP, int],
+    buffered: Collection[TP],
+    watched: Mapping[TP, int],
+) -> tuple[dict[TP, int], dict[TP, int]]:
+    """Partitions whose fetched records never reached a batch, to seek back to their next offset; and those
+    to watch until the next check (pure).
+
+    A partition is suspect when the consumer's position lies past the offset applying resumes at and none
+    of its records wait in the buffer: records fetched and then dropped (while the partition was inactive,
+    or during a rebalance, with no committed offset to seek back to) leave it so, and nothing notices until
+    its next record arrives, which for a quiet table may be never. A batch being applied looks the same for
+    a moment, so only a partition suspect at two checks in a row with the same next offset is sought back
+    (seeking back a busy partition costs only duplicates, which are skipped)."""
+    suspects = {
+        tp: offset
+        for tp, offset in next_offsets.items()
+        if tp in positions and positions[tp] > offset and tp not in buffered
+    }
+    seek = {tp: offset for tp, offset in suspects.items() if watched.get(tp) == offset}
+    return seek, {tp: offset for tp, offset in suspects.items() if tp not in seek}
 
 
 ProgressUpdate = tuple[str, dict[str, int], dict[str, int]]

@@ -163,6 +163,11 @@ class Applier:
             if claim is not None and (claim.next_offset is None or claim.next_offset < offset):
                 self.claims[tp] = replace(claim, next_offset=offset)
 
+    def next_offsets(self) -> dict[TP, int]:
+        """Where applying resumes, per claimed partition whose start is known."""
+        with self._lock:
+            return {tp: c.next_offset for tp, c in self.claims.items() if c.next_offset is not None}
+
     def _snapshot(self) -> dict[TP, Claim]:
         """The claims a batch works with from its start to its commit (a concurrent release cannot pull them
         away mid-batch; a concurrent claim by another worker fences the commit)."""

@@ -38,6 +38,9 @@ class FakeRuntime:
     def expect(self, tp: tuple[str, int], offset: int) -> None:
         self.expected[tp] = offset
 
+    def next_offsets(self) -> dict[tuple[str, int], int]:
+        return {tp: o for tp, o in self.stored.items() if o is not None}
+
     events: list[str] = field(default_factory=list)
     committing: asyncio.Event | None = None
     """When set: commits wait for it (a batch held in PostgreSQL)."""
@@ -76,6 +79,11 @@ class FakeConsumer:
 
     async def seek(self, partition: TP, offset: int) -> None:
         self.seeks.append((partition, offset))
+
+    positions: dict[TP, int] = field(default_factory=dict)
+
+    async def position(self, tp: TP) -> int | None:
+        return self.positions.get(tp)
 
     ends: dict[TP, int] = field(default_factory=dict)
     paused: set[TP] = field(default_factory=set)
@@ -291,3 +299,29 @@ def test_partitions_of_a_quarantined_table_are_parked_and_resumed_from_postgres_
     assert asyncio.run(changes.release_quarantined(runtime, consumer, {}, parked)) == [(TOPIC, 0)]
     assert consumer.seeks == [(TP(TOPIC, 0), 40)]
     assert (parked, consumer.paused) == ({}, {TP(TOPIC, 1)})
+
+
+def test_a_partition_fetched_past_its_offset_with_nothing_buffered_twice_in_a_row_is_sought_back() -> None:
+    """Seen: a table created after start-up, its records fetched (position at the end) but dropped before
+    the buffer; with no later write nothing noticed, and the mirror stayed empty."""
+    runtime = FakeRuntime(stored={(TOPIC, 0): 0, (TOPIC, 1): 5, (TOPIC, 2): 3})
+    consumer = FakeConsumer(
+        assigned={TP(TOPIC, 0), TP(TOPIC, 1), TP(TOPIC, 2)},
+        positions={TP(TOPIC, 0): 27, TP(TOPIC, 1): 5, TP(TOPIC, 2): 9},
+    )
+    watched: dict[tuple[str, int], int] = {}
+    buffered = {(TOPIC, 2)}  # its records wait for the next batch: fine
+    assert asyncio.run(changes.recover_stalled(runtime, consumer, buffered, watched)) == {}
+    assert watched == {(TOPIC, 0): 0}  # a batch may be applying it right now: watched, not sought yet
+    assert asyncio.run(changes.recover_stalled(runtime, consumer, buffered, watched)) == {(TOPIC, 0): 0}
+    assert consumer.seeks == [(TP(TOPIC, 0), 0)]
+    assert watched == {}
+
+
+def test_a_partition_whose_offset_moved_between_checks_is_not_sought_back() -> None:
+    runtime = FakeRuntime(stored={(TOPIC, 0): 10})
+    consumer = FakeConsumer(assigned={TP(TOPIC, 0)}, positions={TP(TOPIC, 0): 30})
+    watched = {(TOPIC, 0): 4}  # suspect at the last check with another offset: batches are applying it
+    assert asyncio.run(changes.recover_stalled(runtime, consumer, set(), watched)) == {}
+    assert watched == {(TOPIC, 0): 10}
+    assert consumer.seeks == []
