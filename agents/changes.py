@@ -583,9 +583,8 @@ async def recover_stalled(
     """One check: the partitions sought back, each to the offset applying resumes at."""
     watched = wiring.stalled if watched is None else watched
     assigned = consumer.assignment()
-    offsets = {
-        tp: o for tp, o in runtime.next_offsets().items() if TP(*tp) in assigned and tp not in wiring.held
-    }
+    paused = wiring.held.keys() | wiring.parked.keys()  # left in Kafka on purpose, sought when resumed
+    offsets = {tp: o for tp, o in runtime.next_offsets().items() if TP(*tp) in assigned and tp not in paused}
     positions = {}
     for tp in offsets:
         position = await consumer.position(TP(*tp))

@@ -325,3 +325,16 @@ def test_a_partition_whose_offset_moved_between_checks_is_not_sought_back() -> N
     assert asyncio.run(changes.recover_stalled(runtime, consumer, set(), watched)) == {}
     assert watched == {(TOPIC, 0): 10}
     assert consumer.seeks == []
+
+
+def test_a_partition_paused_on_purpose_is_not_sought_back() -> None:
+    """Quarantined (parked) partitions keep their records in Kafka; they are sought when resumed."""
+    runtime = FakeRuntime(stored={(TOPIC, 0): 0})
+    consumer = FakeConsumer(assigned={TP(TOPIC, 0)}, positions={TP(TOPIC, 0): 8})
+    changes.wiring.parked[(TOPIC, 0)] = ("ks", "t")
+    try:
+        watched = {(TOPIC, 0): 0}
+        assert asyncio.run(changes.recover_stalled(runtime, consumer, set(), watched)) == {}
+        assert consumer.seeks == []
+    finally:
+        changes.wiring.parked.pop((TOPIC, 0), None)
