@@ -42,7 +42,7 @@ RESUBSCRIBE_PAUSE_S = 10.0
 """How long Faust waits to coalesce subscription changes before it resubscribes (its default: 45 s). With
 2 s, tests/integration/test_discovery.py failed 3 runs of 4: the new partitions were assigned and claimed,
 the consumer's position reached their end, yet none of their records reached the buffer (where Faust drops
-them is not found). :func:`recover_stalled` now seeks such partitions back (4 of 4 passed at 2 s); 10 s
+them is not found). :func:`recover_stalled` now seeks such partitions back (5 of 5 passed at 2 s); 10 s
 also failed once in CI before it."""
 
 
@@ -242,7 +242,7 @@ async def recheck_held(
     claims = await runtime.claim(tps, starts)
     still = await hold_beyond_end(consumer, claims, held)
     ready = [tp for tp in tps if tp not in still]
-    await seek_to_claims(runtime, consumer, claims, ready, starts)
+    await seek_to_claims(consumer, claims, ready, starts)
     if ready:
         consumer.resume_partitions({TP(*tp) for tp in ready})  # a set: Faust iterates it twice
         log.info("partitions resumed at their stored offsets", partitions=[f"{t}:{p}" for t, p in ready])
@@ -318,7 +318,7 @@ async def claim_and_seek(
     offset if nothing was applied yet); returns the claims."""
     starts = await starts_of(consumer, partitions)
     claims = await runtime.claim(partitions, starts)
-    await seek_to_claims(runtime, consumer, claims, partitions, starts)
+    await seek_to_claims(consumer, claims, partitions, starts)
     return claims
 
 
@@ -331,7 +331,6 @@ async def starts_of(consumer: Consumer, partitions: Sequence[tuple[str, int]]) -
 
 
 async def seek_to_claims(
-    runtime: WorkerRuntime,
     consumer: Consumer,
     claims: Mapping[tuple[str, int], Claim],
     partitions: Sequence[tuple[str, int]],
