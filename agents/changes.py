@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import faust
 import structlog
+from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from app import capture, metrics
@@ -565,6 +566,9 @@ async def discover_topics_timer() -> None:
 @app.timer(interval=5.0)
 async def recover_stalled_partitions() -> None:
     """Seek back partitions whose fetched records never reached a batch (see :func:`models.batch.stalled`)."""
+    if app.rebalancing:
+        wiring.stalled.clear()  # positions are being reset: start watching afresh afterwards
+        return
     try:
         await recover_stalled(
             current_runtime(), app.batching_consumer, app.batching_consumer.buffer.partitions()
@@ -586,7 +590,10 @@ async def recover_stalled(
     offsets = {tp: o for tp, o in runtime.next_offsets().items() if TP(*tp) in assigned and tp not in paused}
     positions = {}
     for tp in offsets:
-        position = await consumer.position(TP(*tp))
+        try:
+            position = await consumer.position(TP(*tp))
+        except KafkaError:  # unassigned meanwhile (a rebalance began): the next check sees the new state
+            continue
         if position is not None:
             positions[tp] = position
     seek, watch = stalled(offsets, positions, buffered, watched)
