@@ -60,11 +60,24 @@ def has_tag(pid: int, tag: str) -> bool:
     return f"{OWNER_VAR}={tag}".encode() in environ
 
 
+TAG_CHECKS = 5
+"""``/proc/<pid>/environ`` can read empty while a process execs (the java launcher may exec itself again at
+start-up): a live process without the tag is asked again a few times, 50 ms apart, before it counts as not
+ours."""
+
+
 def owned_pid(pid_file: Path, tag: str) -> int | None:
-    """The live pid recorded in ``pid_file`` if it is still our process; stale files are removed."""
+    """The live pid recorded in ``pid_file`` if it is still our process; stale files are removed.
+
+    Seen in CI: one read during Kafka's start-up missed the tag, the pid file was removed and the running
+    broker was reported as "exited during startup"."""
     pid = read_pid(pid_file)
-    if pid is not None and is_alive(pid) and has_tag(pid, tag):
-        return pid
+    if pid is not None and is_alive(pid):
+        for attempt in range(TAG_CHECKS):
+            if has_tag(pid, tag):
+                return pid
+            if attempt + 1 < TAG_CHECKS and is_alive(pid):
+                time.sleep(0.05)
     pid_file.unlink(missing_ok=True)
     return None
 
@@ -87,7 +100,9 @@ def spawn(launch: Launch, log_file: Path, pid_file: Path, tag: str) -> int:
             group=launch.user,
             extra_groups=[] if launch.user else None,
         )
-    pid_file.write_text(f"{proc.pid}\n")
+    partial = pid_file.with_suffix(".tmp")
+    partial.write_text(f"{proc.pid}\n")
+    partial.replace(pid_file)  # a reader never sees it half written
     return proc.pid
 
 
