@@ -398,9 +398,9 @@ async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[tuple[str, 
         await consumer.stop()
 
 
-async def topic_records(bootstrap: str, topic: str) -> list[Any]:
+async def topic_records(bootstrap: str, topic: str, timeout: float = 60) -> list[Any]:
     """Every record of ``topic`` up to its end offsets at the call (aiokafka ``ConsumerRecord`` objects, by
-    partition then offset): for a test's diagnostics."""
+    partition then offset; what arrived within ``timeout`` seconds): for a test's diagnostics."""
     ends = await end_offsets(bootstrap, [topic])
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
@@ -409,8 +409,8 @@ async def topic_records(bootstrap: str, topic: str) -> list[Any]:
         wanted = [TopicPartition(t, p) for (t, p), end in ends.items() if end > 0]
         consumer.assign(wanted)
         await consumer.seek_to_beginning(*wanted)
-        left = {tp for tp in wanted}
-        while left:
+        left, deadline = set(wanted), time.monotonic() + timeout
+        while left and time.monotonic() < deadline:
             for tp, records in (await consumer.getmany(*left, timeout_ms=1000)).items():
                 found.extend(records)
                 if records[-1].offset + 1 >= ends[(tp.topic, tp.partition)]:
@@ -632,6 +632,10 @@ class WorkerProcess:
         )
         return env
 
+    def cli_env(self) -> dict[str, str]:
+        """The environment of a ``cdc`` command run against this worker (its endpoints and app id)."""
+        return {**os.environ, **self.endpoints(), "CDC_APP_ID": self.app_id}
+
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -668,11 +672,10 @@ class WorkerProcess:
 def run_cdc(worker: WorkerProcess, *args: str, timeout: float = 600) -> tuple[int, dict[str, Any]]:
     """Run ``cdc <args> --json`` against the worker's endpoints (its app id too); exit code and the JSON
     document printed (the last line of stdout)."""
-    env = {**os.environ, **worker.endpoints(), "CDC_APP_ID": worker.app_id}
     done = subprocess.run(
         [sys.executable, "-m", "app", *args, "--json"],
         cwd=REPO,
-        env=env,
+        env=worker.cli_env(),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -69,8 +69,8 @@ ours."""
 def owned_pid(pid_file: Path, tag: str) -> int | None:
     """The live pid recorded in ``pid_file`` if it is still our process; stale files are removed.
 
-    Seen in CI: one read during Kafka's start-up missed the tag, the pid file was removed and the running
-    broker was reported as "exited during startup"."""
+    Seen in CI: during Kafka's restart its pid file vanished and the running broker was reported as "exited
+    during startup"; a single read missing the tag is the likely cause (inferred, not observed)."""
     pid = read_pid(pid_file)
     if pid is not None and is_alive(pid):
         for attempt in range(TAG_CHECKS):

@@ -203,26 +203,33 @@ def explain(
             (topic,),
         ).fetchall()
     out = [f"dead letters of {topic}: {letters}"]
-    for p, c in keys:
-        row = cql.execute(
-            f"SELECT v, writetime(v), tags, writetime(tags) FROM {keyspace}.{TABLE} WHERE p = %s AND c = %s",
-            (p, c),
-        ).one()
-        with psycopg.connect(pg_dsn) as conn:
+    with psycopg.connect(pg_dsn) as conn:
+        for p, c in keys:
+            row = cql.execute(
+                f"SELECT v, writetime(v), tags, writetime(tags) FROM {keyspace}.{TABLE} WHERE p = %s AND c = %s",
+                (p, c),
+            ).one()
             cells = conn.execute(
                 f'SELECT v, tags, _cdc_cells FROM "{keyspace}"."{TABLE}" WHERE p = %s AND c = %s', (p, c)
             ).fetchone()
-        out.append(f"row {(p, c)}: cassandra {tuple(row) if row else None}; mirror {cells}")
-        for r in records:
-            key, value = orjson.loads(r.key), orjson.loads(r.value) if r.value else None
-            if key.get("p") != p or value is None:
-                continue
-            after = {k: v.get("value", v) for k, v in (value.get("after") or {}).items() if v}
-            if key.get("c") in (c, None) or value.get("op") == "r":
-                out.append(
-                    f"  {r.partition}:{r.offset} {value.get('op')} ts={value['source']['ts_us']} {after}"
-                )
+            out.append(f"row {(p, c)}: cassandra {tuple(row) if row else None}; mirror {cells}")
+            out.extend(_events_of(records, p, c))
     return out
+
+
+def _events_of(records: Sequence[Any], p: int, c: int) -> list[str]:
+    """The change events of row ``(p, c)`` and its partition's range deletes, one line each."""
+    lines = []
+    for r in records:
+        key, value = orjson.loads(r.key), orjson.loads(r.value) if r.value else None
+        if key.get("p") != p or value is None:
+            continue
+        after = {k: v.get("value", v) for k, v in (value.get("after") or {}).items() if v}
+        if key.get("c") in (c, None) or value.get("op") == "r":
+            lines.append(
+                f"  {r.partition}:{r.offset} {value.get('op')} ts={value['source']['ts_us']} {after}"
+            )
+    return lines
 
 
 def assert_exactly_once(
@@ -241,9 +248,8 @@ def assert_exactly_once(
     wait_applied(pg_dsn, group, bootstrap, [topic], timeout=90)
     diffs = compare_keyspace(cql, pg_dsn, keyspace, [TABLE])
     if not all(d.equal for d in diffs):
-        time.sleep(
-            15
-        )  # tells a late event (equal by now) from a wrong merge (still different) in the message
+        # A re-compare tells a late event (equal by now) from a wrong merge (still different) in the message.
+        time.sleep(15)
         later = compare_keyspace(cql, pg_dsn, keyspace, [TABLE])
         pytest.fail(
             "\n".join(

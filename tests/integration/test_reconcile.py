@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -367,7 +366,6 @@ def kill_a_job_mid_way(
     converged(cql, pg_dsn, worker, keyspace, ["t"], [topic])
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(f'DELETE FROM "{keyspace}"."t" WHERE (id, c) IN ((3, 1), (250, 4))')
-    env = {**os.environ, **worker.endpoints(), "CDC_APP_ID": worker.app_id}
     args = [
         sys.executable,
         "-m",
@@ -385,7 +383,9 @@ def kill_a_job_mid_way(
         "0",
         "--json",
     ]
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        args, cwd=REPO, env=worker.cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_until(lambda: job_progress(pg_dsn, keyspace)[1] >= 300, 120, "the job never got going")
     finally:
