@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Iterable
 from typing import Any
 
 from models.cql_types import parse_cql_type
@@ -75,3 +77,15 @@ def dropped_columns(session: Any, keyspace: str, table: str) -> frozenset[str]:
         (keyspace, table),
     )
     return frozenset(str(row[0]) for row in rows)
+
+
+def table_schemas(cluster: Any, keyspace_patterns: Iterable[str]) -> dict[str, TableSchema]:
+    """``ks.t`` -> schema of every table in the keyspaces matching ``keyspace_patterns`` (wildcards)."""
+    patterns = list(keyspace_patterns)
+    found: dict[str, TableSchema] = {}
+    for keyspace, meta in cluster.metadata.keyspaces.items():
+        if not any(fnmatch.fnmatchcase(keyspace, p) for p in patterns):
+            continue
+        for table in meta.tables:
+            found[f"{keyspace}.{table}"] = table_schema(cluster, keyspace, table)
+    return found

@@ -14,6 +14,7 @@ from importlib.metadata import version
 from typing import Any
 
 import click
+import orjson
 
 from app.dlq.cli import dlq
 from app.logging import configured_settings
@@ -33,7 +34,7 @@ THROUGH_FAUST = {
     "offsets": "Show or reset the offsets PostgreSQL keeps for each partition.",
     "schema": "Show a table's recorded schema versions, or resolve its quarantine.",
 }
-ORDER = ("worker", "stack", "demo", "generate", "dlq", "reconcile", "offsets", "schema")
+ORDER = ("worker", "stack", "demo", "generate", "dlq", "reconcile", "transforms", "offsets", "schema")
 
 
 def run_faust(args: list[str]) -> None:
@@ -43,11 +44,30 @@ def run_faust(args: list[str]) -> None:
         from app.topics import wait_for_kafka
 
         wait_for_kafka(settings.kafka.bootstrap_servers)
+        _preflight_transforms(settings)
     import app.commands  # noqa: F401  (registers the project subcommands)
     from app.faust_app import app as faust_app
 
     sys.argv = ["cdc", *args]
     faust_app.main()
+
+
+def _preflight_transforms(settings: Any) -> None:
+    """The worker starts only with rules that fit Cassandra's tables (exit 2 naming the key); Cassandra
+    unreachable now is not a configuration error: the worker retries it, and a table whose rules do not fit
+    is quarantined then."""
+    from app.transform_check import check_transforms
+    from models.transforms import TransformConfigError
+
+    try:
+        check_transforms(settings)
+    except TransformConfigError as error:
+        print(f"cdc: invalid configuration {error}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as error:
+        print(
+            f"cdc: transform rules not checked at start-up, Cassandra unreachable: {error}", file=sys.stderr
+        )
 
 
 def _through_faust(name: str, help_text: str, hidden: bool = False) -> click.Command:
@@ -116,6 +136,37 @@ def stack(ctx: click.Context) -> None:
 
 cli.add_command(dlq)
 cli.add_command(reconcile)
+
+
+@cli.group()
+def transforms() -> None:
+    """Masking and timestamp rules per table (README, Transforms)."""
+
+
+@transforms.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print the compiled plans as JSON.")
+def transforms_check(as_json: bool) -> None:
+    """Check the configured rules against Cassandra's tables and show each table's plan (exit 2: a rule
+    that does not fit, named by its key)."""
+    from app.transform_check import check_transforms, plans_report
+    from models.transforms import TransformConfigError
+
+    settings = configured_settings()
+    try:
+        report = plans_report(check_transforms(settings))
+    except TransformConfigError as error:
+        click.echo(f"cdc: invalid configuration {error}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        return
+    if not report:
+        click.echo("no transform rules configured")
+    for table, plan in report.items():
+        click.echo(f"{table} (plan {plan['fingerprint']})")
+        for column, rule in plan["columns"].items():
+            shown = {k: v for k, v in rule.items() if k != "key"}
+            click.echo(f"  {column}: {orjson.dumps(shown).decode()}  [{rule.get('key', 'drop')}]")
 
 
 def main() -> None:

@@ -79,10 +79,12 @@ from cassandra.util import Time as DriverTime
 from psycopg import Connection, sql
 
 from app.cql import names, table_name
-from models.cql_types import CqlType
+from models.convergence import UNKNOWN
+from models.cql_types import CqlType, from_driver
 from models.mirror_spec import MirrorSpec
 from models.mutations import Key
 from models.table_schema import TableSchema
+from models.transforms import TransformPlan
 
 Canonical: TypeAlias = Any
 """JSON data: None, bool, int, str, or a list (a dict for a UDT) of canonical forms."""
@@ -539,9 +541,14 @@ class TableDiff:
 
 
 def diff_rows(
-    table: str, schema: TableSchema, cassandra: Mapping[Key, Row], postgres: Mapping[Key, Row]
+    table: str,
+    schema: TableSchema,
+    cassandra: Mapping[Key, Row],
+    postgres: Mapping[Key, Row],
+    transforms: TransformPlan | None = None,
 ) -> TableDiff:
-    """Compare two keyed sets of canonical rows column by column (pure)."""
+    """Compare two keyed sets of canonical rows column by column (pure); a dropped column is not compared."""
+    dropped = transforms.dropped if transforms is not None else frozenset()
     diff = TableDiff(table, len(cassandra), len(postgres))
     diff.missing = sorted((k for k in cassandra if k not in postgres), key=repr)
     diff.extra = sorted((k for k in postgres if k not in cassandra), key=repr)
@@ -550,7 +557,7 @@ def diff_rows(
         cols = {
             c.name: (left.get(c.name), right.get(c.name))
             for c in schema.columns
-            if left.get(c.name) != right.get(c.name)
+            if c.name not in dropped and left.get(c.name) != right.get(c.name)
         }
         if cols:
             diff.different[key] = cols
@@ -562,19 +569,50 @@ def _keyed(schema: TableSchema, rows: Iterable[Row]) -> dict[Key, Row]:
     return {tuple(hashable(row[k]) for k in keys): row for row in rows}
 
 
-def _all_columns(schema: TableSchema) -> tuple[Any, ...]:
-    return (*schema.partition_key, *schema.clustering, *schema.columns)
+def _all_columns(schema: TableSchema, transforms: TransformPlan | None = None) -> tuple[Any, ...]:
+    dropped = transforms.dropped if transforms is not None else frozenset()
+    return tuple(
+        c for c in (*schema.partition_key, *schema.clustering, *schema.columns) if c.name not in dropped
+    )
 
 
-def cassandra_rows(session: Any, schema: TableSchema) -> dict[Key, Row]:
-    """Every row of the Cassandra table in canonical form, by canonical primary key."""
-    columns = _all_columns(schema)
+def canonical_transformed(value: object) -> Canonical:
+    """The canonical form of a transformed value, the same on both sides: a masked value is text (or null),
+    a normalised timestamp an aware (timestamptz, shown in UTC) or naive (timestamp) ISO text."""
+    if value is None or value is UNKNOWN:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.astimezone(_UTC).isoformat() if value.tzinfo else value.isoformat()
+    return value if isinstance(value, str | int | bool) else str(value)
+
+
+def transformed_cassandra(plan: TransformPlan) -> dict[str, Callable[[CqlType, object], Canonical]]:
+    """Per transformed column, a driver value -> the canonical form of its transformed value: the sink's
+    mapping of the driver value (what the sink transforms too), then the plan's function (unit-tested on its
+    own expected values). Reconciliation hashes rows through these, and the e2e tests compare with them."""
+    out: dict[str, Callable[[CqlType, object], Canonical]] = {}
+    for column in plan.columns:
+        apply = column.apply
+        out[column.name] = lambda t, v, f=apply: canonical_transformed(  # type: ignore[misc]
+            None if v is None else f(from_driver(t, v))
+        )
+    return out
+
+
+def cassandra_rows(
+    session: Any, schema: TableSchema, transforms: TransformPlan | None = None
+) -> dict[Key, Row]:
+    """Every row of the Cassandra table in canonical form, by canonical primary key; with ``transforms``,
+    as the mirror should hold it (dropped columns left out, transformed ones transformed)."""
+    columns = _all_columns(schema, transforms)
+    special = transformed_cassandra(transforms) if transforms is not None else {}
+    convert = [special.get(c.name, canonical_cassandra) for c in columns]
     target = table_name(schema.keyspace, schema.table)
     query = f"SELECT {names(c.name for c in columns)} FROM {target}"  # noqa: S608 (every name protected)
     return _keyed(
         schema,
         (
-            {c.name: canonical_cassandra(c.type, value) for c, value in zip(columns, record, strict=True)}
+            {c.name: f(c.type, value) for c, f, value in zip(columns, convert, record, strict=True)}
             for record in session.execute(query)
         ),
     )
@@ -582,14 +620,21 @@ def cassandra_rows(session: Any, schema: TableSchema) -> dict[Key, Row]:
 
 def postgres_rows(conn: Connection[Any], schema: TableSchema, spec: MirrorSpec) -> dict[Key, Row]:
     """Every row of the mirror ``spec`` in canonical form, by canonical primary key."""
-    columns = _all_columns(schema)
+    plan = spec.transforms
+    columns = _all_columns(schema, plan)
+    changed = {c.name for c in plan.columns} if plan is not None else set()
     query = sql.SQL("SELECT {} FROM {}").format(
         sql.SQL(", ").join(sql.Identifier(c.name) for c in columns), sql.Identifier(spec.schema, spec.name)
     )
     return _keyed(
         schema,
         (
-            {c.name: canonical_postgres(c.type, value) for c, value in zip(columns, record, strict=True)}
+            {
+                c.name: canonical_transformed(value)
+                if c.name in changed
+                else canonical_postgres(c.type, value)
+                for c, value in zip(columns, record, strict=True)
+            }
             for record in conn.execute(query)
         ),
     )
@@ -598,12 +643,14 @@ def postgres_rows(conn: Connection[Any], schema: TableSchema, spec: MirrorSpec) 
 def compare_tables(
     session: Any, conn: Connection[Any], tables: Iterable[tuple[TableSchema, MirrorSpec]]
 ) -> list[TableDiff]:
+    """Each table with its mirror; a spec with a transform plan is compared with the transformed rows."""
     return [
         diff_rows(
             f"{schema.keyspace}.{schema.table}",
             schema,
-            cassandra_rows(session, schema),
+            cassandra_rows(session, schema, spec.transforms),
             postgres_rows(conn, schema, spec),
+            spec.transforms,
         )
         for schema, spec in tables
     ]

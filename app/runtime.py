@@ -116,6 +116,8 @@ class Runtime:
             lock_timeout_ms=s.postgres.ddl_lock_timeout_ms,
             on_change=_schema_changed,
             session=self._session,
+            transforms=s.transform_rules,
+            hash_key=s.hash_key,
         )
         self.registry = registry
         reader = ReadBackReader(self._session, s.sink.readback_concurrency, s.cassandra.readback_consistency)
@@ -325,7 +327,25 @@ class Runtime:
             )
         elif "schema" in health.components:
             health.mark("schema", "up")
+        self._mark_transforms()
         return quarantined
+
+    def _mark_transforms(self) -> None:
+        """``/health``'s ``transforms``: each transformed table's plan, and a warning for every table whose
+        rules changed since its rows were written (they keep the old rule until the mirror is rebuilt)."""
+        if not self.settings.transforms:
+            return
+        changed = self.registry.plan_changes
+        if changed:
+            detail = "; ".join(f"{'.'.join(p)}: {why}" for p, why in sorted(changed.items()))
+            health.mark("transforms", "warn", f"rules changed since rows were written: {detail}")
+            return
+        plans = {
+            f"{e.schema.keyspace}.{e.schema.table}": e.transforms.fingerprint
+            for e in self.registry.known()
+            if not e.transforms.empty
+        }
+        health.mark("transforms", "up", ", ".join(f"{t} plan {f}" for t, f in sorted(plans.items())))
 
     async def publish_schema_changes(self, send: Callable[[bytes, bytes], Awaitable[None]]) -> int:
         """Send unpublished ``_cdc_schema_metadata`` versions (JSON, keyed ``ks.table``), then mark them

@@ -10,15 +10,17 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from models.transforms import Rule, TransformConfigError, hashing_rules, parse_rules
 
 
 class ConfigError(Exception):
@@ -181,6 +183,46 @@ class Settings(BaseSettings):
     sink: SinkSettings = SinkSettings()
     dlq: DlqSettings = DlqSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    transforms: dict[str, dict[str, Any]] = {}
+    """Per-table column rules (masking, dropping, timestamp normalization), e.g. in TOML
+    ``[transforms."shop.customers"] email = { mask = "email" }`` (README, Transforms). Shape-checked here,
+    checked against each table's schema when the worker starts."""
+    transform_hash_key: SecretStr | None = None
+    """The HMAC key of ``mask = "hash"`` (at least 16 characters). Changing it changes every hashed value."""
+
+    @field_validator("transforms")
+    @classmethod
+    def _rules_parse(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        try:
+            parse_rules(value)
+        except TransformConfigError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("transform_hash_key")
+    @classmethod
+    def _hash_key_is_long(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @model_validator(mode="after")
+    def _hashing_has_a_key(self) -> Settings:
+        if self.transform_hash_key is None:
+            for key in hashing_rules(self.transform_rules):
+                raise ValueError(
+                    f'{key}: mask = "hash" needs transform_hash_key (env CDC_TRANSFORM_HASH_KEY)'
+                )
+        return self
+
+    @property
+    def transform_rules(self) -> dict[str, dict[str, Rule]]:
+        """``transforms``, parsed (:mod:`models.transforms`)."""
+        return parse_rules(self.transforms)
+
+    @property
+    def hash_key(self) -> bytes:
+        return b"" if self.transform_hash_key is None else self.transform_hash_key.get_secret_value().encode()
 
     @classmethod
     def settings_customise_sources(
@@ -202,6 +244,9 @@ def describe_validation_error(error: ValidationError) -> str:
     """Render a pydantic error as lines naming each offending key the way a user sets it."""
     lines = []
     for item in error.errors():
+        if not item["loc"]:  # a check across keys: its message names them
+            lines.append(f"invalid configuration: {item['msg'].removeprefix('Value error, ')}")
+            continue
         key = ".".join(str(part) for part in item["loc"])
         env = "CDC_" + "__".join(str(part) for part in item["loc"]).upper()
         lines.append(f"invalid configuration {key} (env {env}): {item['msg']}")

@@ -97,12 +97,13 @@ class RowState:
         return any(cell.is_live(now_us) for cell in self.cells.values())
 
     def visible_values(self, columns: Iterable[str], now_us: int) -> dict[str, object]:
-        """The value of each of ``columns`` a reader sees at ``now_us`` (None: absent, deleted or expired),
-        in the order of ``columns``."""
+        """The value of each of ``columns`` a reader sees at ``now_us`` (None: absent, deleted, expired, or
+        a value the mirror does not hold), in the order of ``columns``."""
         values: dict[str, object] = {}
         for column in columns:
             cell = self.cells.get(column)
-            values[column] = cell.value if cell is not None and cell.is_live(now_us) else None
+            live = cell is not None and cell.is_live(now_us) and cell.value is not UNKNOWN
+            values[column] = cell.value if live else None  # type: ignore[union-attr]
         return values
 
     def next_expiry(self, now_us: int) -> int | None:

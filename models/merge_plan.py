@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from models.convergence import (
     EMPTY_ROW,
     NO_TOMBSTONES,
+    OrderBytes,
     PartitionTombstones,
     RowState,
     apply_row_delete,
@@ -53,6 +54,9 @@ class Plan:
     """The new state of every row the batch changed (possibly empty or invisible)."""
     tombstones: list[PartitionDelete | RangeDelete] = field(default_factory=list)
     """Partition and range tombstones that are new (to remember for the grace period)."""
+    ties: dict[Key, set[str]] = field(default_factory=dict)
+    """Cells of ``opaque`` columns where two different values met at the same write time: the values
+    (transformed) cannot say which Cassandra kept, so the caller reads those cells back."""
 
 
 class _Fold:
@@ -63,8 +67,11 @@ class _Fold:
         shape: TableSchema,
         rows: Mapping[Key, RowState],
         tombstones: Mapping[Key, PartitionTombstones],
+        opaque: frozenset[str] = frozenset(),
     ) -> None:
         self.shape = shape
+        self.opaque = opaque
+        self.ties: dict[Key, set[str]] = {}
         self.state = dict(rows)
         self.parts = dict(tombstones)
         self.members: dict[Key, set[Key]] = defaultdict(set)
@@ -82,13 +89,27 @@ class _Fold:
     def row(self, m: RowWrite | RowDelete) -> None:
         old = self.state.get(m.key, EMPTY_ROW)
         if isinstance(m, RowWrite):
-            new = apply_write(old, m, self.covering(m.key), self.shape.order_bytes)
+            order = self.shape.order_bytes if not self.opaque else self._order(m.key)
+            new = apply_write(old, m, self.covering(m.key), order)
         else:
             new = apply_row_delete(old, m.ts)
         if new is not old:
             self.state[m.key] = new
             self.members[self.shape.partition_of(m.key)].add(m.key)
             self.changed.add(m.key)
+
+    def _order(self, key: Key) -> OrderBytes:
+        """The tie rule's bytes, recording a tie in an opaque column (and ordering it by the transformed
+        value's text meanwhile, so the interim result does not depend on event order)."""
+        shape, opaque = self.shape, self.opaque
+
+        def order(column: str, value: object) -> bytes:
+            if column not in opaque:
+                return shape.order_bytes(column, value)
+            self.ties.setdefault(key, set()).add(column)
+            return repr(value).encode()
+
+        return order
 
     def tombstone(self, m: PartitionDelete | RangeDelete) -> None:
         before = self.parts.get(m.partition, NO_TOMBSTONES)
@@ -113,12 +134,16 @@ def plan(
     mutations: Sequence[Mutation],
     rows: Mapping[Key, RowState],
     tombstones: Mapping[Key, PartitionTombstones],
+    opaque: frozenset[str] = frozenset(),
 ) -> Plan:
-    """Fold ``mutations`` into the loaded state; the result is the same for any order of ``mutations``."""
-    fold = _Fold(shape, rows, tombstones)
+    """Fold ``mutations`` into the loaded state; the result is the same for any order of ``mutations``
+    (up to ``ties`` in ``opaque`` columns, which the caller settles by reading them back)."""
+    fold = _Fold(shape, rows, tombstones, opaque)
     for m in mutations:
         if isinstance(m, RowWrite | RowDelete):
             fold.row(m)
         else:
             fold.tombstone(m)
-    return Plan(rows={key: fold.state[key] for key in fold.changed}, tombstones=fold.new_tombstones)
+    return Plan(
+        rows={key: fold.state[key] for key in fold.changed}, tombstones=fold.new_tombstones, ties=fold.ties
+    )

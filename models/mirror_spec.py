@@ -1,7 +1,9 @@
 """Where and how a Cassandra table is mirrored in PostgreSQL, derived from its schema and the configuration.
 
 A :class:`MirrorSpec` is a :class:`~models.table_schema.TableSchema` (the one description of a table's shape)
-plus the PostgreSQL schema and table name of its mirror; column types come from the CQL type mapping.
+plus the PostgreSQL schema and table name of its mirror; column types come from the CQL type mapping, or from
+the table's transform plan (:mod:`models.transforms`): a dropped column is absent, a masked or normalised one
+has the type of its transformed value.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from models.cql_types import pg_type
 from models.mutations import Key
 from models.table_schema import Column, TableSchema
 from models.token import partition_token
+from models.transforms import TransformPlan
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class MirrorSpec:
     """PostgreSQL schema of the mirror (default: the keyspace name)."""
     name: str
     """PostgreSQL table name of the mirror (default: the Cassandra table name)."""
+    transforms: TransformPlan | None = None
+    """The table's transform plan (None: an exact copy)."""
 
     @property
     def keyspace(self) -> str:
@@ -53,7 +58,16 @@ class MirrorSpec:
 
     @cached_property
     def columns(self) -> tuple[ColumnSpec, ...]:
-        return _columns(self.source.columns)
+        """The mirrored regular columns: a dropped one left out, a transformed one with its new type."""
+        plan = self.transforms
+        if plan is None or plan.empty:
+            return _columns(self.source.columns)
+        types = plan.pg_types
+        return tuple(
+            ColumnSpec(c.name, types.get(c.name) or pg_type(c.type))
+            for c in self.source.columns
+            if c.name not in plan.dropped
+        )
 
     @property
     def primary_key(self) -> tuple[ColumnSpec, ...]:
@@ -72,10 +86,12 @@ class MirrorSpec:
         return partition_token(tuple(c.type for c in self.source.partition_key), partition)
 
 
-def spec_for(schema: TableSchema, target: str | None = None) -> MirrorSpec:
+def spec_for(
+    schema: TableSchema, target: str | None = None, transforms: TransformPlan | None = None
+) -> MirrorSpec:
     """The mirror of ``ks.tbl``: ``"ks"."tbl"`` unless ``target`` (``"schema.name"``) says otherwise."""
     pg_schema, name = schema.keyspace, schema.table
     if target:
         pg_schema, _, name = target.rpartition(".")
         pg_schema = pg_schema or schema.keyspace
-    return MirrorSpec(source=schema, schema=pg_schema, name=name)
+    return MirrorSpec(source=schema, schema=pg_schema, name=name, transforms=transforms)

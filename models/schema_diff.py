@@ -18,6 +18,7 @@ from typing import Literal
 
 from models.cql_types import CqlType, pg_type
 from models.table_schema import Column, TableSchema
+from models.transforms import TransformPlan
 
 ChangeKind = Literal[
     "table_added", "column_added", "column_dropped", "type_changed", "key_changed", "table_dropped"
@@ -158,16 +159,21 @@ def plan_mirror(
     wanted: TableSchema,
     drop_policy: DropPolicy = "keep",
     canonical: Callable[[str], str] = str,
+    transforms: TransformPlan | None = None,
 ) -> MirrorPlan:
     """What makes the existing mirror ``actual`` hold ``wanted``'s columns, or why it cannot. ``canonical``
     spells a type the way ``actual`` does (PostgreSQL's ``format_type``: ``timestamptz`` is
-    ``timestamp with time zone``)."""
+    ``timestamp with time zone``). With ``transforms``, a dropped column is not wanted and a transformed one
+    has its transformed type."""
     key = tuple(c.name for c in (*wanted.partition_key, *wanted.clustering))
     if actual.primary_key != key:
         return MirrorPlan((), f"the primary key changed: {list(actual.primary_key)} -> {list(key)}")
+    dropped = transforms.dropped if transforms is not None else frozenset()
+    types = transforms.pg_types if transforms is not None else {}
     desired = {
-        c.name: canonical(pg_type(c.type))
+        c.name: canonical(types.get(c.name) or pg_type(c.type))
         for c in (*wanted.partition_key, *wanted.clustering, *wanted.columns)
+        if c.name not in dropped
     }
     actions: list[ColumnAction] = []
     for name, becomes in desired.items():

@@ -18,7 +18,16 @@ schema; both raise :class:`TransformConfigError` naming the offending key. A com
 :class:`TransformPlan` is a tuple of per-column functions on the values *after* the type mapping
 (:mod:`models.cql_types`): the hot path only calls them.
 
-Not wired into the pipeline yet (issue 11): nothing applies these plans to a mirror so far.
+Key columns are mirrored as they are: a rule on a primary-key column is rejected (the sink addresses rows by
+their key: Cassandra reads them back by it, range deletions compare it, reconciliation scans by its token).
+
+How the sink applies a plan: :meth:`TransformPlan.mutation` transforms each cell value of a decoded mutation,
+so the merge, the mirror and its bookkeeping never hold an original value. A dropped column, and one masked to
+null, keep their cells' write times (a row that only they keep alive is still a row) with the value
+:data:`~models.convergence.UNKNOWN`, which the mirror shows as null. Last-write-wins compares write times,
+never values; an equal-timestamp tie between two different transformed values (:attr:`TransformPlan.opaque`
+columns) cannot be decided from them, so the sink reads that cell back from Cassandra, whose current value is
+its own choice (:mod:`models.merge_plan`'s ``ties``).
 """
 
 from __future__ import annotations
@@ -29,11 +38,14 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Literal, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from models.convergence import UNKNOWN
+from models.mutations import CellWrite, Mutation, RowWrite
 from models.table_schema import Column, TableSchema
 
 TEXT_TYPES = frozenset({"text", "ascii"})
@@ -211,6 +223,16 @@ def _timestamp(key: str, spec: Any) -> Timestamp:
     )
 
 
+def hashing_rules(rules: Rules) -> list[str]:
+    """The keys of every ``mask = "hash"`` rule (they need a hash key)."""
+    return [
+        _key(table, column)
+        for table, columns in rules.items()
+        for column, rule in columns.items()
+        if isinstance(rule, Mask) and rule.kind is MaskKind.HASH
+    ]
+
+
 # -- matching -------------------------------------------------------------------------------------------------
 def _specificity(pattern: str) -> tuple[bool, int]:
     return ("*" not in pattern and "?" not in pattern, len(pattern.replace("*", "")))
@@ -256,6 +278,52 @@ class TransformPlan:
     def empty(self) -> bool:
         return not self.columns and not self.dropped
 
+    @cached_property
+    def cell_values(self) -> dict[str, Transform]:
+        """Per transformed column, mapped value -> the value its cell holds in the sink's state: the
+        masked/normalised value, or :data:`UNKNOWN` (live, shown as null) for a null mask and a dropped
+        column. None (a tombstone) stays None."""
+        functions: dict[str, Transform] = dict.fromkeys(self.dropped, _unknown)
+        for column in self.columns:
+            masked_to_null = isinstance(column.rule, Mask) and column.rule.kind is MaskKind.NULL
+            functions[column.name] = _unknown if masked_to_null else column.apply
+        return functions
+
+    @cached_property
+    def opaque(self) -> frozenset[str]:
+        """Columns whose transformed values do not order like the originals (Cassandra's equal-timestamp
+        rule compares the original bytes): a tie between two different values there is read back."""
+        return frozenset(name for name, fn in self.cell_values.items() if fn is not _unknown)
+
+    @cached_property
+    def pg_types(self) -> dict[str, str]:
+        """The mirror column types the plan changes."""
+        return {c.name: c.pg_type for c in self.columns if c.pg_type is not None}
+
+    def mutation(self, mutation: Mutation) -> Mutation:
+        """``mutation`` with every cell value transformed (keys are never transformed)."""
+        if self.empty or not isinstance(mutation, RowWrite):
+            return mutation
+        functions = self.cell_values
+        if not functions.keys() & mutation.cells.keys():
+            return mutation
+        cells = {
+            name: cell if name not in functions or cell.value is None else _cell(cell, functions[name])
+            for name, cell in mutation.cells.items()
+        }
+        return replace(mutation, cells=cells)
+
+    def value(self, column: str, value: Any) -> Any:
+        """One cell value as the sink's state holds it (read-backs from Cassandra)."""
+        fn = self.cell_values.get(column)
+        return value if fn is None or value is None else fn(value)
+
+    def describe(self) -> dict[str, Any]:
+        """The effective rules, by column (``GET /config``, ``/health``): no key material."""
+        described: dict[str, Any] = {c.name: {"key": c.key, **_describe(c.rule)} for c in self.columns}
+        described.update({name: {"drop": True} for name in sorted(self.dropped)})
+        return described
+
     def row(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """``values`` (column -> mapped value) with every rule applied and dropped columns left out."""
         out = {name: value for name, value in values.items() if name not in self.dropped}
@@ -263,6 +331,10 @@ class TransformPlan:
             if column.name in out:
                 out[column.name] = column.apply(out[column.name])
         return out
+
+
+NO_TRANSFORMS = TransformPlan("")
+"""The plan of a table without rules: an exact copy."""
 
 
 def compile_plan(schema: TableSchema, rules: Rules, hash_key: bytes = b"") -> TransformPlan:
@@ -286,11 +358,38 @@ def compile_plan(schema: TableSchema, rules: Rules, hash_key: bytes = b"") -> Tr
     return TransformPlan(table, tuple(columns), frozenset(dropped), _fingerprint(described, hash_key))
 
 
+def check_rules(
+    rules: Rules, schemas: Mapping[str, TableSchema], hash_key: bytes = b""
+) -> dict[str, TransformPlan]:
+    """Every rule against the tables that exist (``ks.t`` -> schema): a table named without a wildcard must
+    exist, a column named without one must exist in a table its rule matches, and every matched table's plan
+    must compile. Returns the plans of the tables with rules; raises :class:`TransformConfigError`."""
+    for table_pattern, columns in rules.items():
+        matched = [schemas[name] for name in sorted(schemas) if fnmatch.fnmatchcase(name, table_pattern)]
+        if not _is_pattern(table_pattern) and not matched:
+            raise TransformConfigError(f"{_key(table_pattern)}: no such table in Cassandra")
+        for column_pattern in columns:
+            if _is_pattern(column_pattern) or not matched:
+                continue
+            if not any(column_pattern in schema.by_name for schema in matched):
+                where = table_pattern if len(matched) == 1 else f"any table matching {table_pattern}"
+                raise TransformConfigError(
+                    f"{_key(table_pattern, column_pattern)}: no such column in {where}"
+                )
+    plans = {name: compile_plan(schema, rules, hash_key) for name, schema in sorted(schemas.items())}
+    return {name: plan for name, plan in plans.items() if not plan.empty}
+
+
+def _is_pattern(name: str) -> bool:
+    return any(c in name for c in "*?[")
+
+
 def _check(key: str, column: Column, rule: Rule, is_key: bool, hash_key: bytes) -> None:
     type_name = column.type.name
-    if is_key and not (isinstance(rule, Mask) and rule.kind is MaskKind.HASH):
+    if is_key:
         raise TransformConfigError(
-            f'{key}: {column.name} is a primary-key column: only mask = "hash" keeps rows apart'
+            f"{key}: {column.name} is a primary-key column: key columns are mirrored unchanged "
+            "(the sink reads rows back, deletes ranges and reconciles by them)"
         )
     if isinstance(rule, Mask):
         if rule.kind is MaskKind.HASH and not hash_key:
@@ -323,21 +422,25 @@ def _pg_type(rule: Rule) -> str | None:
 
 
 def _describe(rule: Rule) -> Any:
+    """A rule in its configuration form, every option spelled out (fingerprints, ``GET /config``)."""
     if isinstance(rule, Mask):
         return {"mask": str(rule.kind), "keep_last": rule.keep_last, "replacement": rule.replacement}
     if isinstance(rule, Drop):
         return {"drop": True}
     return {
-        "timestamp": [
-            str(rule.source),
-            rule.zone,
-            rule.as_,
-            None if rule.truncate is None else str(rule.truncate),
-        ]
+        "timestamp": {
+            "from": str(rule.source),
+            "zone": rule.zone,
+            "as": rule.as_,
+            "truncate": None if rule.truncate is None else str(rule.truncate),
+        }
     }
 
 
 def _fingerprint(described: Mapping[str, Any], hash_key: bytes) -> str:
+    """Empty for a table without rules (whatever the key), else a digest of its rules and the key's id."""
+    if not described:
+        return ""
     text = json.dumps(described, sort_keys=True, separators=(",", ":")).encode()
     key_id = (
         hmac.new(hash_key, b"cass-cdc-pg transform key", hashlib.sha256).hexdigest()[:16] if hash_key else ""
@@ -346,6 +449,15 @@ def _fingerprint(described: Mapping[str, Any], hash_key: bytes) -> str:
 
 
 # -- the functions ----------------------------------------------------------------------------------------------
+def _unknown(value: Any) -> Any:
+    """A live cell whose value the mirror does not hold (dropped, or masked to null)."""
+    return UNKNOWN
+
+
+def _cell(cell: CellWrite, fn: Transform) -> CellWrite:
+    return CellWrite(fn(cell.value), cell.expires_at)
+
+
 def _function(rule: Mask | Timestamp, hash_key: bytes) -> Transform:
     if isinstance(rule, Timestamp):
         return timestamp_function(rule)

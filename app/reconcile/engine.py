@@ -25,6 +25,7 @@ from app.reconcile.scan import (
     cassandra_query,
     converters,
     count_query,
+    mirrored,
     next_token_query,
     postgres_count,
     postgres_next_token,
@@ -121,6 +122,7 @@ class TableCheck:
         row_threshold: int = 1000,
         page_size: int = 5000,
     ) -> None:
+        schema = mirrored(schema, spec.transforms)  # a dropped column is on neither side
         self.session, self.pool, self.schema, self.spec = session, pool, schema, spec
         self.row_threshold, self.page_size = row_threshold, page_size
         self.keep_rows = 4 * row_threshold
@@ -132,7 +134,10 @@ class TableCheck:
         self.next_token = session.prepare(next_token_query(schema))
         self.pg_next_token = postgres_next_token(spec)
         self.pg_count = postgres_count(spec)
-        self.to_canonical = (converters(schema, "cassandra"), converters(schema, "postgres"))
+        self.to_canonical = (
+            converters(schema, "cassandra", spec.transforms),
+            converters(schema, "postgres", spec.transforms),
+        )
         self.columns = [c.name for c in (*schema.partition_key, *schema.clustering, *schema.columns)]
 
     # -- one range --------------------------------------------------------------------------------------------

@@ -144,10 +144,12 @@ def _table(
     from app.cassandra_schema import table_schema
     from app.sink import ddl
     from models.mirror_spec import spec_for
+    from models.transforms import compile_plan
 
     keyspace, _, table = name.partition(".")
     schema = table_schema(cluster, keyspace, table)
-    spec = spec_for(schema, settings.sink.table_targets.get(name))
+    plan = compile_plan(schema, settings.transform_rules, settings.hash_key) if settings.transforms else None
+    spec = spec_for(schema, settings.sink.table_targets.get(name), plan)
     conn.execute(ddl.create_mirror_token_index(spec))
     update = progress(name, options.sample_size if options.strategy is Strategy.SAMPLE else options.ranges)
     report = run_table(

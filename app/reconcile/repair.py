@@ -139,4 +139,6 @@ def repair_table(
         mutations.extend(mutations_of(schema, key, tuple(record), observed_us, now_us))
     if not mutations:
         return 0
-    return applier.repair(conn, (schema.keyspace, schema.table), mutations, adjuster(mutations))
+    path = (schema.keyspace, schema.table)
+    mutations = applier.transformed(path, mutations)  # Cassandra's values, as the mirror holds them
+    return applier.repair(conn, path, mutations, adjuster(mutations))

@@ -4,6 +4,7 @@ newest write time."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,13 +12,20 @@ import orjson
 from cassandra.metadata import protect_name
 from psycopg import Connection, sql
 
-from app.compare import canonical_cassandra, canonical_postgres, hashable
+from app.compare import (
+    canonical_cassandra,
+    canonical_postgres,
+    canonical_transformed,
+    hashable,
+    transformed_cassandra,
+)
 from app.cql import names, table_name
 from models.cql_types import CqlType, is_multicell
 from models.mirror_spec import MirrorSpec
 from models.reconcile import row_hash
 from models.table_schema import Column, TableSchema
 from models.token_ranges import TokenRange
+from models.transforms import TransformPlan
 
 Key = tuple[Any, ...]
 
@@ -73,11 +81,36 @@ _PLAIN = (int, str, bool)
 """Driver and psycopg values of these types are their own canonical form (int, text, boolean columns)."""
 
 
-def converters(schema: TableSchema, side: str) -> list[Converter]:
+def converters(schema: TableSchema, side: str, transforms: TransformPlan | None = None) -> list[Converter]:
     """Per column, value -> canonical form, decided once per table: plain values pass through, others go
-    through ``app.compare``'s normaliser of that side (``"cassandra"`` or ``"postgres"``)."""
+    through ``app.compare``'s normaliser of that side (``"cassandra"`` or ``"postgres"``). A transformed
+    column (``transforms``) is transformed first on the Cassandra side, so a masked mirror reconciles."""
     canonical = canonical_cassandra if side == "cassandra" else canonical_postgres
-    return [_converter(c.type, canonical) for c in _all(schema)]
+    special: dict[str, Callable[[CqlType, Any], Any]] = {}
+    if transforms is not None:
+        changed = transformed_cassandra(transforms)
+        special = changed if side == "cassandra" else {n: _postgres_transformed for n in changed}
+    return [
+        _converter(c.type, canonical) if c.name not in special else _bound(c.type, special[c.name])
+        for c in _all(schema)
+    ]
+
+
+def _postgres_transformed(t: CqlType, value: Any) -> Any:
+    return canonical_transformed(value)
+
+
+def _bound(t: CqlType, fn: Callable[[CqlType, Any], Any]) -> Converter:
+    return lambda v: fn(t, v)
+
+
+def mirrored(schema: TableSchema, transforms: TransformPlan | None) -> TableSchema:
+    """The table as its mirror holds it: without the columns the transform plan drops (what both sides
+    scan)."""
+    if transforms is None or not transforms.dropped:
+        return schema
+    kept = tuple(c for c in schema.columns if c.name not in transforms.dropped)
+    return dataclasses.replace(schema, columns=kept)
 
 
 def _converter(t: CqlType, canonical: Callable[[CqlType, Any], Any]) -> Converter:

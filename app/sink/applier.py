@@ -36,6 +36,7 @@ from models.merge_plan import Needs, Plan, needs, plan
 from models.mutations import Key, Mutation, RowDelete, RowWrite
 from models.partition_locks import lock_order
 from models.table_schema import TableSchema
+from models.transforms import NO_TRANSFORMS, TransformPlan
 
 __all__ = ["Applier", "DeadLetter", "Outcome", "Prepared", "Record", "TableWork", "apply_table"]
 
@@ -334,10 +335,17 @@ class Applier:
     ) -> int:
         """Apply mutations built from Cassandra's current rows (reconciliation's repair) through the stream's
         path, under the same partition locks, inside the caller's transaction; ``adjust`` drops loaded cells
-        that contradict Cassandra at the same write time. Rows changed."""
+        that contradict Cassandra at the same write time. Rows changed. ``mutations`` hold transformed
+        values (:meth:`transformed`)."""
         work = table_work(self.registry.resolve(*path), mutations)
         self.ledger.lock_partitions(conn, lock_order(*path, work.needs.partitions))
         return apply_work(conn, work, now_us(), self.reader, self.observe, adjust)
+
+    def transformed(self, path: TablePath, mutations: Sequence[Mutation]) -> list[Mutation]:
+        """``mutations`` built from Cassandra's values, with the table's transform plan applied (what the
+        stream's decoding does to each event)."""
+        plan = self.registry.resolve(*path).transforms
+        return [plan.mutation(m) for m in mutations]
 
     def sweep(self, tables: Iterable[TablePath], grace_s: int, limit: int = 5000) -> int:
         """Apply TTL expiry (no event announces it) and forget tombstones past the grace period."""
@@ -463,15 +471,16 @@ class Applier:
         path = (env.keyspace, env.table)
         entry = self.registry.resolve(*path)
         try:
-            return to_mutation(entry.schema, env)
+            mutation = to_mutation(entry.schema, env)
         except UnknownColumn:
             entry = self.registry.refresh(*path)  # a column added: re-read the schema from Cassandra
-            return to_mutation(entry.schema, env)
+            mutation = to_mutation(entry.schema, env)
         except ValueMappingError:
             current = self.registry.refresh(*path, types=True)  # e.g. a UDT field added
             if current is entry:
                 raise
-            return to_mutation(current.schema, env)
+            entry, mutation = current, to_mutation(current.schema, env)
+        return entry.transforms.mutation(mutation)
 
 
 def _dead_letter(record: Record, error: BaseException) -> DeadLetter:
@@ -510,11 +519,15 @@ def apply_work(
         rows, tombstones = entry.store.load(conn, work.needs)
     if adjust is not None:
         rows = adjust(rows)
+    transforms = entry.transforms
     with timed(observe, "plan"):
-        result = plan(schema, work.stripped, rows, tombstones)
+        result = plan(schema, work.stripped, rows, tombstones, transforms.opaque)
     if schema.hint_columns:
         with timed(observe, "readback"):
-            _read_back(schema, work.mutations, result, rows, reader)
+            _read_back(schema, work.mutations, result, rows, reader, transforms)
+    if result.ties:
+        with timed(observe, "readback"):
+            _settle_ties(schema, result, rows, reader, transforms)
     with timed(observe, "write"):
         entry.store.write(conn, result, now_us)
     return len(result.rows)
@@ -526,6 +539,7 @@ def _read_back(
     result: Plan,
     loaded: Mapping[Key, RowState],
     reader: CollectionReader,
+    transforms: TransformPlan = NO_TRANSFORMS,
 ) -> None:
     """Replace planned non-frozen collections by what Cassandra holds, where the rules need it."""
     triggers = _readback_triggers(schema, mutations, result.rows, loaded)
@@ -534,7 +548,35 @@ def _read_back(
     reads = reader.read(schema, list(triggers))
     for key, (trigger_ts, expires_at) in triggers.items():
         base = result.rows.get(key, loaded.get(key, EMPTY_ROW))
-        values = {c: replace(v, expires_at=expires_at) for c, v in reads[key].items()}
+        values = {
+            c: replace(v, value=transforms.value(c, v.value), expires_at=expires_at)
+            for c, v in reads[key].items()
+        }
+        result.rows[key] = apply_readback(base, values, trigger_ts)
+
+
+def _settle_ties(
+    schema: TableSchema,
+    result: Plan,
+    loaded: Mapping[Key, RowState],
+    reader: CollectionReader,
+    transforms: TransformPlan,
+) -> None:
+    """Equal write times, different transformed values: Cassandra's tie rule compares the original values,
+    which the sink never holds, so the cells are read back; Cassandra's current value is its own choice (or
+    newer). Only the tied cells of each row are replaced."""
+    columns = sorted(set().union(*result.ties.values()))
+    reads = reader.read(schema, list(result.ties), columns)
+    for key, tied in result.ties.items():
+        base = result.rows.get(key, loaded.get(key, EMPTY_ROW))
+        values = {}
+        for column in tied:
+            read, cell = reads[key][column], base.cells.get(column)
+            expires_at = (
+                cell.expires_at if cell is not None and read.newest_ts == cell.ts else read.expires_at
+            )
+            values[column] = replace(read, value=transforms.value(column, read.value), expires_at=expires_at)
+        trigger_ts = max((base.cells[c].ts for c in tied if c in base.cells), default=0)
         result.rows[key] = apply_readback(base, values, trigger_ts)
 
 

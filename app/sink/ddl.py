@@ -256,6 +256,13 @@ META_DDL: tuple[sql.SQL, ...] = (
             detected_at timestamptz NOT NULL DEFAULT now(), resolved_at timestamptz, resolution_note text)"""
     ),
     sql.SQL("ALTER TABLE _cdc_reconciliation_mismatches ADD COLUMN IF NOT EXISTS resolution_note text"),
+    # Transforms (models/transforms.py): the plan each mirror's rows are written under.
+    sql.SQL(
+        """CREATE TABLE IF NOT EXISTS _cdc_transform_plans (
+            keyspace text NOT NULL, "table" text NOT NULL, fingerprint text NOT NULL,
+            rules jsonb NOT NULL DEFAULT '{}', recorded_at timestamptz NOT NULL DEFAULT now(),
+            previous_fingerprint text, changed_at timestamptz, PRIMARY KEY (keyspace, "table"))"""
+    ),
     sql.SQL(
         """CREATE INDEX IF NOT EXISTS _cdc_reconciliation_mismatches_job_idx
             ON _cdc_reconciliation_mismatches (job_id, keyspace, "table")"""

@@ -58,9 +58,14 @@ class TableResolver(Protocol):
 
 
 class CollectionReader(Protocol):
-    """Reads the current value of non-frozen collections back from Cassandra."""
+    """Reads cells back from Cassandra: non-frozen collections, and the cells of a tie between transformed
+    values."""
 
-    def read(self, schema: TableSchema, keys: Sequence[Key]) -> dict[Key, dict[str, ReadBack]]: ...
+    def read(
+        self, schema: TableSchema, keys: Sequence[Key], columns: Sequence[str] | None = None
+    ) -> dict[Key, dict[str, ReadBack]]:
+        """``columns`` (default: the hint columns) of each row: value, write time, expiry."""
+        ...
 
 
 class Ledger(Protocol):

@@ -1,4 +1,5 @@
-"""Reading non-frozen collections back from Cassandra: the event only hints at their value."""
+"""Reading cells back from Cassandra: non-frozen collections (the event only hints at their value), and the
+cells of an equal-timestamp tie between transformed values (only Cassandra knows which original won)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT
 from cassandra.metadata import protect_name
 from cassandra.query import PreparedStatement, tuple_factory
 
+from app.clock import now_us
 from app.cql import key_condition, table_name
 from models.convergence import ReadBack
-from models.cql_types import from_driver
+from models.cql_types import from_driver, is_multicell
 from models.mutations import Key
-from models.table_schema import TableSchema
+from models.table_schema import Column, TableSchema
 
 
 def _driver_value(value: object) -> object:
@@ -25,10 +27,20 @@ def _driver_value(value: object) -> object:
     return value
 
 
-def select_statement(schema: TableSchema) -> str:
-    """``SELECT c, writetime(c) ... WHERE pk = ?`` for the table's hint columns (names protected)."""
-    hints = [protect_name(c.name) for c in schema.columns if c.name in schema.hint_columns]
-    selected = ", ".join(f"{c}, writetime({c})" for c in hints)
+def _read_columns(schema: TableSchema, columns: Sequence[str] | None) -> list[Column]:
+    wanted = schema.hint_columns if columns is None else frozenset(columns)
+    return [c for c in schema.columns if c.name in wanted]
+
+
+def select_statement(schema: TableSchema, columns: Sequence[str] | None = None) -> str:
+    """``SELECT c, writetime(c), ttl(c) ... WHERE pk = ?`` for ``columns`` (default: the hint columns; a
+    collection's TTL is not selected: its elements each have one), names protected."""
+    parts = []
+    for column in _read_columns(schema, columns):
+        name = protect_name(column.name)
+        ttl = "NULL" if is_multicell(column.type) else f"ttl({name})"
+        parts.append(f"{name}, writetime({name}), {ttl}")
+    selected = ", ".join(parts)
     where = key_condition(c.name for c in (*schema.partition_key, *schema.clustering))
     target = table_name(schema.keyspace, schema.table)
     return f"SELECT {selected} FROM {target} WHERE {where}"  # noqa: S608 (every name protected)
@@ -46,16 +58,19 @@ class ReadBackReader:
         )
         self._prepared: dict[tuple[str, str, str], PreparedStatement] = {}
 
-    def _statement(self, schema: TableSchema) -> PreparedStatement:
-        query = select_statement(schema)
+    def _statement(self, schema: TableSchema, columns: Sequence[str] | None) -> PreparedStatement:
+        query = select_statement(schema, columns)
         cache_key = (schema.keyspace, schema.table, query)
         if cache_key not in self._prepared:
             self._prepared[cache_key] = self.session.prepare(query)
         return self._prepared[cache_key]
 
-    def read(self, schema: TableSchema, keys: Sequence[Key]) -> dict[Key, dict[str, ReadBack]]:
-        """Current value and newest element write time of every hint column of each row in ``keys``."""
-        statement = self._statement(schema)
+    def read(
+        self, schema: TableSchema, keys: Sequence[Key], columns: Sequence[str] | None = None
+    ) -> dict[Key, dict[str, ReadBack]]:
+        """Current value and (newest element) write time of ``columns`` (default: every hint column) of each
+        row in ``keys``, with a simple cell's expiry from its TTL."""
+        statement = self._statement(schema, columns)
         gate = Semaphore(self.concurrency)
         futures = []
         for key in keys:
@@ -65,18 +80,24 @@ class ReadBackReader:
             )
             future.add_callbacks(lambda _: gate.release(), lambda _: gate.release())
             futures.append((key, future))
-        hints = [c for c in schema.columns if c.name in schema.hint_columns]
+        read = _read_columns(schema, columns)
         result: dict[Key, dict[str, ReadBack]] = {}
+        now = now_us()
         for key, future in futures:
             rows = future.result().current_rows
             row = rows[0] if rows else None
-            values: dict[str, ReadBack] = {}
-            for i, column in enumerate(hints):
-                raw = row[2 * i] if row is not None else None
-                times = row[2 * i + 1] if row is not None else None
-                newest = max((t for t in times if t is not None), default=None) if times else None
-                values[column.name] = ReadBack(
-                    from_driver(column.type, raw) if raw is not None else None, newest
-                )
-            result[key] = values
+            result[key] = {
+                column.name: _cell(column, row[3 * i : 3 * i + 3] if row is not None else None, now)
+                for i, column in enumerate(read)
+            }
         return result
+
+
+def _cell(column: Column, selected: Sequence[Any] | None, now: int) -> ReadBack:
+    """One column's (value, writetime, ttl) as read, or None for a row Cassandra does not have."""
+    if selected is None:
+        return ReadBack(None, None)
+    raw, times, ttl = selected
+    newest = max((t for t in times if t is not None), default=None) if isinstance(times, list) else times
+    expires_at = now + int(ttl) * 1_000_000 if ttl else None
+    return ReadBack(from_driver(column.type, raw) if raw is not None else None, newest, expires_at)

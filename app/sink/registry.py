@@ -26,10 +26,12 @@ from app.sink.failures import SystemicFault
 from app.sink.ports import RowStore
 from app.sink.schema_sync import SyncResult, record_dropped, sync
 from app.sink.store import MirrorStore
+from app.sink.transform_plans import store_plan
 from models.errors import UnknownTable
 from models.mirror_spec import MirrorSpec, spec_for
 from models.schema_diff import DropPolicy
 from models.table_schema import TableSchema
+from models.transforms import NO_TRANSFORMS, Rules, TransformConfigError, TransformPlan, compile_plan
 
 log = structlog.get_logger("cdc.schema")
 
@@ -47,6 +49,8 @@ class TableQuarantined(SystemicFault):
 class TableEntry:
     schema: TableSchema
     store: RowStore
+    transforms: TransformPlan = NO_TRANSFORMS
+    """The table's compiled transform plan (:mod:`models.transforms`), applied to every value it mirrors."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,14 @@ class TableRegistry:
         lock_timeout_ms: int = 2000,
         on_change: Callable[[SchemaEvent], None] | None = None,
         session: Any = None,
+        transforms: Rules | None = None,
+        hash_key: bytes = b"",
     ) -> None:
+        self.transforms: Rules = transforms or {}
+        """Transform rules (``transforms`` in the settings), compiled per table when it is installed."""
+        self.hash_key = hash_key
+        self.plan_changes: dict[TablePath, str] = {}
+        """Tables whose stored transform fingerprint differed from their plan's when installed (-> detail)."""
         self.session = session
         """For what the driver's metadata lacks: a table's id (a new id means the table was dropped and
         created again) and its dropped columns; one query each. None: neither is known."""
@@ -181,8 +192,24 @@ class TableRegistry:
             schema, dropped=dropped_columns(self.session, keyspace, table) - set(schema.by_name)
         )
 
-    def _spec(self, schema: TableSchema) -> MirrorSpec:
-        return spec_for(schema, self.targets.get(f"{schema.keyspace}.{schema.table}"))
+    def _spec(self, schema: TableSchema, plan: TransformPlan | None = None) -> MirrorSpec:
+        return spec_for(schema, self.targets.get(f"{schema.keyspace}.{schema.table}"), plan)
+
+    def _plan(self, schema: TableSchema) -> TransformPlan:
+        """The table's transform plan; rules that no longer fit (e.g. a new column matched by a wildcard
+        rule of the wrong type) quarantine the table, naming the rule."""
+        if not self.transforms:
+            return NO_TRANSFORMS
+        try:
+            return compile_plan(schema, self.transforms, self.hash_key)
+        except TransformConfigError as error:
+            path = (schema.keyspace, schema.table)
+            self._quarantined[path] = str(error)
+            self._entries.pop(path, None)
+            log.error(
+                "transform rule does not fit the table: quarantined", table=".".join(path), error=str(error)
+            )
+            raise TableQuarantined(f"{schema.keyspace}.{schema.table} quarantined: {error}") from None
 
     def _policy(self, schema: TableSchema) -> DropPolicy:
         name = f"{schema.keyspace}.{schema.table}"
@@ -190,10 +217,13 @@ class TableRegistry:
 
     def _install(self, schema: TableSchema, events: list[SchemaEvent] | None = None) -> TableEntry:
         path = (schema.keyspace, schema.table)
-        spec = self._spec(schema)
+        plan = self._plan(schema)
+        spec = self._spec(schema, plan)
         current_id = table_id(self.session, *path) if self.session is not None else None
         with self.pool.connection() as conn, conn.transaction():
             result = sync(conn, spec, self._policy(schema), self.lock_timeout_ms, current_id)
+            if result.quarantine is None:
+                self._plan_stored(conn, spec, result)
         self._ids[path] = current_id
         event = self._report(path, result)
         if event is not None and events is not None:
@@ -205,9 +235,24 @@ class TableRegistry:
         if self._quarantined.pop(path, None) is not None:
             log.warning("quarantine lifted; the table's events apply again", table=".".join(path))
         # The store's temp tables are named after its columns: a new column set gets new temp tables.
-        entry = TableEntry(schema, MirrorStore(spec))
+        entry = TableEntry(schema, MirrorStore(spec), plan)
         self._entries[path] = entry
         return entry
+
+    def _plan_stored(self, conn: Any, spec: MirrorSpec, result: SyncResult) -> None:
+        """Record the plan's fingerprint with the mirror; a different one stored means the rules changed
+        since rows were written (those keep the old rule until the mirror is rebuilt): logged and kept."""
+        changed = store_plan(conn, spec, fresh=result.created)
+        path = (spec.keyspace, spec.table)
+        if changed is None:
+            return
+        self.plan_changes[path] = changed
+        log.warning(
+            "transform rules changed since the mirror was written: rows written before keep the old rule "
+            "until the mirror is rebuilt (README, Transforms)",
+            table=".".join(path),
+            detail=changed,
+        )
 
     def _report(self, path: TablePath, result: SyncResult) -> SchemaEvent | None:
         if result.version is None:

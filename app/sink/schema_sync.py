@@ -46,6 +46,8 @@ class SyncResult:
     changes: list[SchemaChange] = field(default_factory=list)
     statements: list[str] = field(default_factory=list)
     quarantine: str | None = None
+    created: bool = False
+    """The mirror table did not exist before this sync."""
 
 
 def actual_mirror(conn: Connection[Any], spec: MirrorSpec) -> ActualMirror | None:
@@ -128,7 +130,7 @@ def _fit(
     """Why the existing mirror cannot hold the table now (None if it can), and the statements that make it."""
     if previous is not None and previous[1] != "resolved" and recreated(previous[2], described):
         return RECREATED, ()
-    plan = plan_mirror(actual, spec.source, drop_policy, Canonical(conn))
+    plan = plan_mirror(actual, spec.source, drop_policy, Canonical(conn), spec.transforms)
     return plan.quarantine, plan.actions
 
 
@@ -154,7 +156,7 @@ def sync(
     texts = [s.as_string(conn) for s in statements]
     for statement in statements:
         conn.execute(statement)
-    result = SyncResult(changes=changes, statements=texts)
+    result = SyncResult(changes=changes, statements=texts, created=actual is None)
     fresh = actual is None or previous is None
     moved = previous is not None and (previous[1] in ("quarantined", "dropped") or previous[2] != described)
     if changes or fresh or moved:

@@ -56,7 +56,9 @@ class OneTable:
 
 
 class NoReadBack:
-    def read(self, schema: TableSchema, keys: Sequence[Key]) -> dict[Key, dict[str, ReadBack]]:
+    def read(
+        self, schema: TableSchema, keys: Sequence[Key], columns: Sequence[str] | None = None
+    ) -> dict[Key, dict[str, ReadBack]]:
         raise AssertionError(f"unexpected read-back of {keys}")
 
 

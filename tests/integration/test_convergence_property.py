@@ -104,7 +104,9 @@ def make_spec(descending: bool) -> MirrorSpec:
 class NoCollections:
     """The table has no non-frozen collection, so the apply path must never read back."""
 
-    def read(self, schema: TableSchema, keys: Sequence[Key]) -> dict[Key, dict[str, ReadBack]]:
+    def read(
+        self, schema: TableSchema, keys: Sequence[Key], columns: Sequence[str] | None = None
+    ) -> dict[Key, dict[str, ReadBack]]:
         raise AssertionError(f"unexpected read-back of {keys}")
 
 

@@ -97,9 +97,11 @@ class MemoryReader:
     values: dict[Key, dict[str, ReadBack]] = field(default_factory=dict)
     calls: list[list[Key]] = field(default_factory=list)
 
-    def read(self, schema: TableSchema, keys: Sequence[Key]) -> dict[Key, dict[str, ReadBack]]:
+    def read(
+        self, schema: TableSchema, keys: Sequence[Key], columns: Sequence[str] | None = None
+    ) -> dict[Key, dict[str, ReadBack]]:
         self.calls.append(list(keys))
-        hints = sorted(schema.hint_columns)
+        hints = sorted(schema.hint_columns if columns is None else columns)
         return {k: self.values.get(k, {c: ReadBack(None, None) for c in hints}) for k in keys}
 
 

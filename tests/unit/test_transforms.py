@@ -160,11 +160,18 @@ def test_the_most_specific_rule_wins() -> None:
     [
         (
             {"shop.customers": {"region": {"mask": "redact"}}},
-            'transforms."shop.customers".region: region is a primary-key column: only mask = "hash" keeps rows apart',
+            'transforms."shop.customers".region: region is a primary-key column: key columns are mirrored '
+            "unchanged (the sink reads rows back, deletes ranges and reconciles by them)",
+        ),
+        (
+            {"shop.customers": {"id": {"mask": "hash"}}},
+            'transforms."shop.customers".id: id is a primary-key column: key columns are mirrored '
+            "unchanged (the sink reads rows back, deletes ranges and reconciles by them)",
         ),
         (
             {"shop.customers": {"id": {"drop": True}}},
-            'transforms."shop.customers".id: id is a primary-key column: only mask = "hash" keeps rows apart',
+            'transforms."shop.customers".id: id is a primary-key column: key columns are mirrored '
+            "unchanged (the sink reads rows back, deletes ranges and reconciles by them)",
         ),
         (
             {"shop.customers": {"age": {"mask": "email"}}},
@@ -207,7 +214,7 @@ def test_a_plan_applies_each_rule_drops_columns_and_names_the_new_types() -> Non
     rules = parse_rules(
         {
             "shop.customers": {
-                "id": {"mask": "hash"},
+                "ssn": {"mask": "hash"},
                 "email": {"mask": "email"},
                 "phone": {"mask": "partial"},
                 "secret": {"drop": True},
@@ -217,10 +224,10 @@ def test_a_plan_applies_each_rule_drops_columns_and_names_the_new_types() -> Non
     )
     plan = compile_plan(CUSTOMERS, rules, KEY)
     row = plan.row(
-        {"id": "7", "email": "a@b.c", "phone": "0612345678", "secret": b"x", "seen_ms": 1_000, "age": 3}
+        {"ssn": "7", "email": "a@b.c", "phone": "0612345678", "secret": b"x", "seen_ms": 1_000, "age": 3}
     )
     assert row == {
-        "id": hash_value(KEY, "7"),
+        "ssn": hash_value(KEY, "7"),
         "email": "***@b.c",
         "phone": "******5678",
         "seen_ms": utc(1970, 1, 1, 0, 0, 1),
@@ -228,7 +235,7 @@ def test_a_plan_applies_each_rule_drops_columns_and_names_the_new_types() -> Non
     }
     assert plan.dropped == {"secret"}
     assert {c.name: c.pg_type for c in plan.columns} == {
-        "id": "text",
+        "ssn": "text",
         "email": "text",
         "phone": "text",
         "seen_ms": "timestamptz",
