@@ -18,6 +18,7 @@ from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 from app import metrics
 from app.cassandra_session import connect
 from app.dlq.replay import Progress, Replayer, run_job
+from app.dlq.sealing import sealer_for
 from app.health import health
 from app.settings import Settings
 from app.sink.applier import Applier, Prepared
@@ -132,6 +133,7 @@ class Runtime:
             topic_prefix=s.kafka.topic_prefix,
             max_clock_skew_s=s.sink.max_clock_skew_s,
             breaker=DeadLetterBreaker(s.sink.dlq_breaker_ratio, s.sink.dlq_breaker_minimum),
+            sealer=sealer_for(s),
         )
 
     # -- retries ------------------------------------------------------------------------------------------

@@ -207,12 +207,13 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _hashing_has_a_key(self) -> Settings:
-        if self.transform_hash_key is None:
-            for key in hashing_rules(self.transform_rules):
-                raise ValueError(
-                    f'{key}: mask = "hash" needs transform_hash_key (env CDC_TRANSFORM_HASH_KEY)'
-                )
+    def _transforms_have_a_key(self) -> Settings:
+        if self.transforms and self.transform_hash_key is None:
+            rule = (hashing_rules(self.transform_rules) or ["transforms"])[0]
+            raise ValueError(
+                f"{rule}: transforms need transform_hash_key (env CDC_TRANSFORM_HASH_KEY): it keys "
+                'mask = "hash" and seals the original values kept in dead letters'
+            )
         return self
 
     @property

@@ -11,6 +11,7 @@ from agents.api.base import body_of, endpoint, in_pool, integer, respond
 from app.api.errors import ApiError, bad_request, not_found
 from app.api.paging import next_after, page
 from app.dlq import store
+from app.dlq.sealing import opened, sealer_for
 from app.faust_app import app
 from app.settings import get_settings
 from models.dlq import DlqFilter, FilterError, Mode, ReplayRequest, parse_when
@@ -52,7 +53,7 @@ class Record(View):
         found = await in_pool(store.record, integer(id, "id"))
         if found is None:
             raise not_found(f"dead letter {id}")
-        return respond(self, found)
+        return respond(self, opened(found, sealer_for(get_settings())))
 
 
 async def _close(view: View, request: Any, id: str, status: str) -> Any:

@@ -20,6 +20,7 @@ import orjson
 import psycopg
 
 from app.dlq import store
+from app.dlq.sealing import opened, sealer_for
 from app.logging import configured_settings
 from app.settings import Settings, get_settings
 from models.dlq import (
@@ -150,6 +151,7 @@ def show(record_id: int, as_json: bool) -> None:
         row = store.record(conn, record_id)
     if row is None:
         _not_found(f"no dead letter {record_id}", as_json)
+    row = opened(row, sealer_for(settings))
     if as_json:
         click.echo(json_text(row))
         return

@@ -16,6 +16,8 @@ from typing import Any
 from psycopg import Connection
 from psycopg.rows import dict_row
 
+from app.dlq.sealing import is_sealed
+
 HEADER_SLACK = 8_192
 """Room kept for the headers and the record's framing under the producer's request limit."""
 
@@ -82,4 +84,9 @@ def headers_of(row: dict[str, Any]) -> list[tuple[str, bytes]]:
         ("cdc.error.message", str(row["error_message"]).encode()[:4000]),
         ("cdc.recorded_at", row["recorded_at"].isoformat().encode()),
         ("cdc.dlq.id", str(row["id"]).encode()),
+        *([("cdc.sealed", b"fernet-v1")] if is_sealed(_bytes(row.get("value"))) else []),
     ]
+
+
+def _bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)

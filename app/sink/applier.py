@@ -15,6 +15,7 @@ from typing import Any
 from psycopg import Connection
 
 from app.clock import now_us
+from app.dlq.sealing import Sealer, is_sealed
 from app.sink.breaker import DeadLetterBreaker
 from app.sink.checkpoints import Claim, Fenced
 from app.sink.failures import classify, dead_letter_error
@@ -113,7 +114,10 @@ class Applier:
         topic_prefix: str | None = None,
         max_clock_skew_s: float | None = None,
         breaker: DeadLetterBreaker | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
+        self.sealer = sealer
+        """With transforms configured: dead letters' values and messages are sealed (:mod:`app.dlq.sealing`)."""
         self.topic_prefix = topic_prefix
         """When set, an event must name the table of its topic ``<prefix>.<keyspace>.<table>``."""
         self.max_skew_us = None if max_clock_skew_s is None else int(max_clock_skew_s * 1_000_000)
@@ -268,7 +272,7 @@ class Applier:
         for path, work in prepared.tables.items():
             if bisect:
                 changed, applied, failed = self._bisecting(conn, work, now)
-                dead.extend(_dead_letter(record, error) for record, error in failed)
+                dead.extend(self._dead_letter(record, error) for record, error in failed)
             else:
                 changed, applied = apply_work(conn, work, now, self.reader, observe), work.mutations
             outcome.rows_changed += changed
@@ -315,7 +319,7 @@ class Applier:
         overwrite newer data and a second replay changes nothing (the merge is a lattice join). Returns the
         records that fail again (typed); the others took effect. Failures that pause (a dependency down, a
         quarantined table) are raised, and nothing of the chunk commits."""
-        decoded, dead = self._decode(records, Outcome())
+        decoded, dead = self._decode(self._opened(records), Outcome())
         held = self.registry.quarantined()
         for path in decoded:
             if path in held:
@@ -327,7 +331,7 @@ class Applier:
         now = now_us()
         for work in tables.values():
             _, _, failed = self._bisecting(conn, work, now)
-            dead.extend(_dead_letter(record, error) for record, error in failed)
+            dead.extend(self._dead_letter(record, error) for record, error in failed)
         return dead
 
     def repair(
@@ -448,13 +452,29 @@ class Applier:
             except Exception as error:
                 if classify(error).pauses:
                     raise  # the whole batch waits (registry or Cassandra down, ...)
-                dead.append(_dead_letter(record, error))
+                dead.append(self._dead_letter(record, error))
                 continue
             path = (env.keyspace, env.table)
             decoded[path].append((record, mutation))
             outcome.table_of[(record.topic, record.partition)] = path
             outcome.last_ts_us[path] = max(outcome.last_ts_us.get(path, 0), mutation.ts)
         return decoded, dead
+
+    def _dead_letter(self, record: Record, error: BaseException) -> DeadLetter:
+        typed = dead_letter_error(error)
+        sealer = self.sealer
+        if sealer is None:
+            return DeadLetter(record, typed.reason, str(typed))
+        return DeadLetter(
+            replace(record, value=sealer.seal(record.value)), typed.reason, sealer.seal_text(str(typed))
+        )
+
+    def _opened(self, records: Sequence[Record]) -> Sequence[Record]:
+        """Dead letters to replay, their sealed values opened."""
+        sealer = self.sealer
+        if sealer is None:
+            return records
+        return [r if not is_sealed(r.value) else replace(r, value=sealer.open(r.value)) for r in records]
 
     def _mutation(self, record: Record, env: Envelope) -> Mutation:
         """The typed mutation of one event, after the trust checks (its topic, its timestamp)."""
@@ -481,11 +501,6 @@ class Applier:
                 raise
             entry, mutation = current, to_mutation(current.schema, env)
         return entry.transforms.mutation(mutation)
-
-
-def _dead_letter(record: Record, error: BaseException) -> DeadLetter:
-    typed = dead_letter_error(error)
-    return DeadLetter(record, typed.reason, str(typed))
 
 
 def apply_table(
