@@ -344,8 +344,10 @@ def compile_plan(schema: TableSchema, rules: Rules, hash_key: bytes = b"") -> Tr
     columns: list[ColumnPlan] = []
     dropped: set[str] = set()
     described: dict[str, Any] = {}
+    exact = {t: {c: r for c, r in cs.items() if not _is_pattern(c)} for t, cs in rules.items()}
     for column in (*schema.partition_key, *schema.clustering, *schema.columns):
-        found = rule_for(rules, table, column.name)
+        # A wildcard column pattern never matches a key column; a key column named exactly is an error.
+        found = rule_for(exact if column.name in keys else rules, table, column.name)
         if found is None:
             continue
         key, rule = found
