@@ -223,9 +223,11 @@ def test_transforms_need_a_hash_key_and_a_bad_rule_names_its_key(monkeypatch: py
     )
     with pytest.raises(ConfigError) as caught:
         load_settings(transform_hash_key="short")
-    assert "transform_hash_key" in str(caught.value) and "at least 16 characters" in str(caught.value)
+    assert "transform_hash_key" in str(caught.value)
+    assert "at least 16 characters" in str(caught.value)
     ok = load_settings(transforms={"shop.people": {"ssn": {"mask": "hash"}}}, transform_hash_key="y" * 16)
-    assert ok.hash_key == b"y" * 16 and "ssn" in ok.transform_rules["shop.people"]
+    assert ok.hash_key == b"y" * 16
+    assert "ssn" in ok.transform_rules["shop.people"]
 
 
 # -- dead letters ---------------------------------------------------------------------------------------------
@@ -235,8 +237,10 @@ def test_a_dead_letter_is_sealed_and_opens_only_with_its_key() -> None:
     bad = event(0, 1, TS, age="not a number")  # an int column given text: dead-lettered
     w.applier.apply([bad])
     (letter,) = w.ledger.dead_letters
-    assert letter.record.value is not None and letter.record.value.startswith(PREFIX)
-    assert b"not a number" not in letter.record.value and "not a number" not in letter.message
+    assert letter.record.value is not None
+    assert letter.record.value.startswith(PREFIX)
+    assert b"not a number" not in letter.record.value
+    assert "not a number" not in letter.message
     assert sealer.open(letter.record.value) == bad.value
     assert "not a number" in (sealer.open_text(letter.message) or "")
     row = opened({"value": letter.record.value, "error_message": letter.message, "last_error": None}, sealer)
