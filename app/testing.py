@@ -48,6 +48,7 @@ from app.cassandra_schema import table_schema
 from app.compare import TableDiff, compare_tables
 from models.cql_types import parse_cql_type
 from models.mirror_spec import spec_for
+from models.transforms import Rules, compile_plan
 from models.table_schema import Column, TableSchema
 
 _T = TypeVar("_T")
@@ -633,8 +634,10 @@ class WorkerProcess:
         return env
 
     def cli_env(self) -> dict[str, str]:
-        """The environment of a ``cdc`` command run against this worker (its endpoints and app id)."""
-        return {**os.environ, **self.endpoints(), "CDC_APP_ID": self.app_id}
+        """The environment of a ``cdc`` command run against this worker (its endpoints, app id and transform
+        rules)."""
+        rules = {k: v for k, v in self.extra_env.items() if k.startswith("CDC_TRANSFORM")}
+        return {**os.environ, **self.endpoints(), "CDC_APP_ID": self.app_id, **rules}
 
     def start(self) -> None:
         log = self.log_path.open("ab")
@@ -720,14 +723,17 @@ def compare_keyspace(
     keyspace: str,
     tables: Iterable[str],
     targets: Mapping[str, str] | None = None,
+    transforms: tuple[Rules, bytes] | None = None,
 ) -> list[TableDiff]:
     """Compare Cassandra's ``keyspace.<table>`` with its mirror, row by row (:mod:`app.compare`'s oracle);
-    ``targets`` as the worker's ``CDC_SINK__TABLE_TARGETS`` (``{"ks.tbl": "schema.name"}``)."""
+    ``targets`` as the worker's ``CDC_SINK__TABLE_TARGETS`` (``{"ks.tbl": "schema.name"}``); with
+    ``transforms`` (rules, hash key), against Cassandra's rows transformed."""
     cluster = session.cluster
     cluster.refresh_schema_metadata()
     pairs = []
     for name in tables:
         schema = table_schema(cluster, keyspace, name)
-        pairs.append((schema, spec_for(schema, (targets or {}).get(f"{keyspace}.{name}"))))
+        plan = compile_plan(schema, *transforms) if transforms is not None else None
+        pairs.append((schema, spec_for(schema, (targets or {}).get(f"{keyspace}.{name}"), plan)))
     with psycopg.connect(pg_dsn) as conn:
         return compare_tables(session, conn, pairs)
