@@ -48,8 +48,8 @@ from app.cassandra_schema import table_schema
 from app.compare import TableDiff, compare_tables
 from models.cql_types import parse_cql_type
 from models.mirror_spec import spec_for
-from models.transforms import Rules, compile_plan
 from models.table_schema import Column, TableSchema
+from models.transforms import Rules, compile_plan
 
 _T = TypeVar("_T")
 

@@ -38,8 +38,11 @@ def select_statement(schema: TableSchema, columns: Sequence[str] | None = None) 
     parts = []
     for column in _read_columns(schema, columns):
         name = protect_name(column.name)
-        ttl = "NULL" if is_multicell(column.type) else f"ttl({name})"
-        parts.append(f"{name}, writetime({name}), {ttl}")
+        parts.append(
+            f"{name}, writetime({name})"
+            if is_multicell(column.type)
+            else f"{name}, writetime({name}), ttl({name})"
+        )
     selected = ", ".join(parts)
     where = key_condition(c.name for c in (*schema.partition_key, *schema.clustering))
     target = table_name(schema.keyspace, schema.table)
@@ -81,23 +84,34 @@ class ReadBackReader:
             future.add_callbacks(lambda _: gate.release(), lambda _: gate.release())
             futures.append((key, future))
         read = _read_columns(schema, columns)
+        spans = _spans(read)
         result: dict[Key, dict[str, ReadBack]] = {}
         now = now_us()
         for key, future in futures:
             rows = future.result().current_rows
             row = rows[0] if rows else None
             result[key] = {
-                column.name: _cell(column, row[3 * i : 3 * i + 3] if row is not None else None, now)
-                for i, column in enumerate(read)
+                column.name: _cell(column, row[start:end] if row is not None else None, now)
+                for column, (start, end) in zip(read, spans, strict=True)
             }
         return result
+
+
+def _spans(columns: Sequence[Column]) -> list[tuple[int, int]]:
+    """Where each column's selected items are in a row: (value, writetime[, ttl])."""
+    spans, at = [], 0
+    for column in columns:
+        width = 2 if is_multicell(column.type) else 3
+        spans.append((at, at + width))
+        at += width
+    return spans
 
 
 def _cell(column: Column, selected: Sequence[Any] | None, now: int) -> ReadBack:
     """One column's (value, writetime, ttl) as read, or None for a row Cassandra does not have."""
     if selected is None:
         return ReadBack(None, None)
-    raw, times, ttl = selected
+    raw, times, ttl = (*selected, None)[:3]
     newest = max((t for t in times if t is not None), default=None) if isinstance(times, list) else times
     expires_at = now + int(ttl) * 1_000_000 if ttl else None
     return ReadBack(from_driver(column.type, raw) if raw is not None else None, newest, expires_at)
