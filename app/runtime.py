@@ -28,6 +28,7 @@ from app.sink.decoding import RecordDecoder
 from app.sink.failures import Failure, Kind, classify, describe
 from app.sink.readback import ReadBackReader
 from app.sink.registry import SchemaEvent, TableRegistry
+from app.sink.transform_plans import stored_plans
 from models.batch import Outcome, Record
 
 log = structlog.get_logger("cdc.runtime")
@@ -329,25 +330,38 @@ class Runtime:
             )
         elif "schema" in health.components:
             health.mark("schema", "up")
-        self._mark_transforms()
+        await self._mark_transforms()
         return quarantined
 
-    def _mark_transforms(self) -> None:
-        """``/health``'s ``transforms``: each transformed table's plan, and a warning for every table whose
-        rules changed since its rows were written (they keep the old rule until the mirror is rebuilt)."""
-        if not self.settings.transforms:
+    async def _mark_transforms(self) -> None:
+        """``/health``'s ``transforms``: each transformed table's plan, and a warning for every mirror whose
+        rules changed since its rows were written (they keep the old rule until rebuilt or repaired, then
+        a clean reconciliation records the mirror as following the new plan)."""
+        if not self.settings.transforms or self.pool is None:
             return
-        changed = self.registry.plan_changes
+        try:
+            stored = await asyncio.to_thread(self._stored_plans)
+        except Exception as error:
+            health.mark("transforms", "warn", f"plans not read: {describe(error)}")
+            return
+        known = {f"{e.schema.keyspace}.{e.schema.table}" for e in self.registry.known()}
+        stored = [p for p in stored if p["table"] in known]
+        changed = [p for p in stored if p["changed_at"] is not None]
         if changed:
-            detail = "; ".join(f"{'.'.join(p)}: {why}" for p, why in sorted(changed.items()))
+            detail = "; ".join(
+                f"{p['table']}: plan {p['previous_fingerprint'] or 'none'} -> {p['fingerprint']} at "
+                f"{p['changed_at']}, rows written before keep the old rule"
+                for p in changed
+            )
             health.mark("transforms", "warn", f"rules changed since rows were written: {detail}")
             return
-        plans = {
-            f"{e.schema.keyspace}.{e.schema.table}": e.transforms.fingerprint
-            for e in self.registry.known()
-            if not e.transforms.empty
-        }
-        health.mark("transforms", "up", ", ".join(f"{t} plan {f}" for t, f in sorted(plans.items())))
+        plans = ", ".join(f"{p['table']} plan {p['fingerprint']}" for p in stored if p["fingerprint"])
+        health.mark("transforms", "up", plans)
+
+    def _stored_plans(self) -> list[dict[str, Any]]:
+        assert self.pool is not None
+        with self.pool.connection() as conn:
+            return stored_plans(conn)
 
     async def publish_schema_changes(self, send: Callable[[bytes, bytes], Awaitable[None]]) -> int:
         """Send unpublished ``_cdc_schema_metadata`` versions (JSON, keyed ``ks.table``), then mark them

@@ -546,9 +546,11 @@ def wait_captured(
 
 
 def drop_pg_schema(pg_dsn: str, schema: str) -> None:
-    """Drop a keyspace's mirror schema in PostgreSQL, if there is one."""
+    """Drop a keyspace's mirror schema in PostgreSQL, if there is one, with its recorded transform plans."""
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        if conn.execute("SELECT to_regclass('_cdc_transform_plans') IS NOT NULL").fetchone() == (True,):
+            conn.execute("DELETE FROM _cdc_transform_plans WHERE keyspace = %s", (schema,))
 
 
 # --- the worker -----------------------------------------------------------------------------------------

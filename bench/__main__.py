@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import capture_latency, pipeline, reconcile, stack_start
+from bench import capture_latency, pipeline, reconcile, stack_start, transforms
 from bench.common import write_results
 from stack.errors import StackError
 
@@ -14,6 +14,7 @@ BENCHMARKS = {
     "pipeline": pipeline,
     "reconcile": reconcile,
     "stack_start": stack_start,
+    "transforms": transforms,
 }
 
 

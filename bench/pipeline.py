@@ -142,9 +142,10 @@ class Loaded:
 
 @contextlib.contextmanager
 def workers(
-    keyspace: str, workdir: Path, s: Settings, n: int = 1
+    keyspace: str, workdir: Path, s: Settings, n: int = 1, extra_env: dict[str, str] | None = None
 ) -> Iterator[tuple[list[WorkerProcess], CheckpointPoller, list[MemorySampler]]]:
-    """``n`` workers of one new group over ``keyspace``, a checkpoint poller and a memory sampler each."""
+    """``n`` workers of one new group over ``keyspace``, a checkpoint poller and a memory sampler each
+    (``extra_env``: more of the workers' settings)."""
     app_id = unique("bench_worker")
     for i in range(n):
         (workdir / f"w{i}").mkdir(parents=True, exist_ok=True)
@@ -154,7 +155,7 @@ def workers(
             workdir=workdir / f"w{i}",
             web_port=free_port(),
             app_id=app_id,
-            extra_env={"CDC_LOG_LEVEL": "INFO"},
+            extra_env={"CDC_LOG_LEVEL": "INFO", **(extra_env or {})},
         )
         for i in range(n)
     ]
@@ -204,11 +205,13 @@ def stage_seconds(procs: Sequence[WorkerProcess]) -> dict[str, float]:
     return total
 
 
-def throughput(s: Settings, case: Case, loaded: Loaded, workdir: Path) -> dict[str, Any]:
+def throughput(
+    s: Settings, case: Case, loaded: Loaded, workdir: Path, extra_env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Start the case's workers over its pre-loaded topic and time the catch-up."""
     drop_pg_schema(s.pg_dsn, loaded.keyspace)  # a fresh mirror for every repetition
     timed_from = ROWS if case.prepopulate else 0
-    with workers(loaded.keyspace, workdir, s, case.workers) as (procs, poller, samplers):
+    with workers(loaded.keyspace, workdir, s, case.workers, extra_env) as (procs, poller, samplers):
         pids = [p.proc.pid for p in procs if p.proc is not None]
         started = time.time()
         window: dict[str, Any] = {}
@@ -270,25 +273,29 @@ def raw_loop(s: Settings, loaded: Loaded) -> dict[str, Any]:
 # --- set-up ---------------------------------------------------------------------------------------------
 
 
-def load_cases(s: Settings, session: Any, tag: str) -> dict[str, Loaded]:
+def load_cases(s: Settings, session: Any, tag: str, cases: Sequence[Case] = CASES) -> dict[str, Loaded]:
     """Create each case's keyspace, table and topic and pre-load its events."""
     loaded: dict[str, Loaded] = {}
-    for i, case in enumerate(CASES):
+    for i, case in enumerate(cases):
         if case.topic_of is not None:
             loaded[case.name] = loaded[case.topic_of]
             continue
-        keyspace = f"bench_pipe_{case.name}_{tag}"
-        topic = f"{s.topic_prefix}.{keyspace}.{case.shape.name}"
-        create_topics(s.kafka_bootstrap, [topic], log_append_time=True, partitions=case.partitions)
-        create_cdc_keyspace(
-            session, keyspace, {case.shape.name: case.shape.definition()}, s.topic_prefix, s.kafka_bootstrap
-        )
-        gen = EventGen(keyspace, case.shape, seed=i + 1)
-        load = preload(s.kafka_bootstrap, topic, gen, case.events, prepopulate=case.prepopulate)
-        ends = asyncio.run(end_offsets(s.kafka_bootstrap, [topic]))
-        loaded[case.name] = Loaded(keyspace, topic, sum(ends.values()), load)
-        print(f"    {case.name}: {load}", flush=True)
+        loaded[case.name] = load_case(s, session, f"bench_pipe_{case.name}_{tag}", case, seed=i + 1)
+        print(f"    {case.name}: {loaded[case.name].load}", flush=True)
     return loaded
+
+
+def load_case(s: Settings, session: Any, keyspace: str, case: Case, seed: int = 1) -> Loaded:
+    """One case's keyspace, table and topic, its events pre-loaded."""
+    topic = f"{s.topic_prefix}.{keyspace}.{case.shape.name}"
+    create_topics(s.kafka_bootstrap, [topic], log_append_time=True, partitions=case.partitions)
+    create_cdc_keyspace(
+        session, keyspace, {case.shape.name: case.shape.definition()}, s.topic_prefix, s.kafka_bootstrap
+    )
+    gen = EventGen(keyspace, case.shape, seed=seed)
+    load = preload(s.kafka_bootstrap, topic, gen, case.events, prepopulate=case.prepopulate)
+    ends = asyncio.run(end_offsets(s.kafka_bootstrap, [topic]))
+    return Loaded(keyspace, topic, sum(ends.values()), load)
 
 
 def latency_keyspace(s: Settings, session: Any, tag: str) -> tuple[str, str, str]:

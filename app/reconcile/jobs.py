@@ -143,6 +143,7 @@ def _table(
 ) -> dict[str, Any]:
     from app.cassandra_schema import table_schema
     from app.sink import ddl
+    from app.sink.transform_plans import mark_followed
     from models.mirror_spec import spec_for
     from models.transforms import compile_plan
 
@@ -168,6 +169,17 @@ def _table(
     store.record_mismatches(conn, job_id, name, report.mismatches)
     summary = store.summary(report)
     summary["errors"] = list(report.errors)
+    # Every row matched Cassandra's rows under this plan (none still in flight): a recorded rule change of
+    # the mirror is settled.
+    clean = options.strategy is Strategy.CHECKSUM and not (
+        report.mismatches or report.in_flight or report.errors
+    )
+    summary["transforms_followed"] = (
+        clean
+        and plan is not None
+        and not plan.empty
+        and mark_followed(conn, keyspace, table, plan.fingerprint)
+    )
     auto = settings.reconcile.auto_repair
     if (options.repair or name in auto or "*" in auto) and report.mismatches:
         summary["repaired"] = _repair(settings, session, schema, report, job_id, name)

@@ -79,8 +79,6 @@ class TableRegistry:
         self.transforms: Rules = transforms or {}
         """Transform rules (``transforms`` in the settings), compiled per table when it is installed."""
         self.hash_key = hash_key
-        self.plan_changes: dict[TablePath, str] = {}
-        """Tables whose stored transform fingerprint differed from their plan's when installed (-> detail)."""
         self.session = session
         """For what the driver's metadata lacks: a table's id (a new id means the table was dropped and
         created again) and its dropped columns; one query each. None: neither is known."""
@@ -243,14 +241,12 @@ class TableRegistry:
         """Record the plan's fingerprint with the mirror; a different one stored means the rules changed
         since rows were written (those keep the old rule until the mirror is rebuilt): logged and kept."""
         changed = store_plan(conn, spec, fresh=result.created)
-        path = (spec.keyspace, spec.table)
         if changed is None:
             return
-        self.plan_changes[path] = changed
         log.warning(
             "transform rules changed since the mirror was written: rows written before keep the old rule "
             "until the mirror is rebuilt (README, Transforms)",
-            table=".".join(path),
+            table=f"{spec.keyspace}.{spec.table}",
             detail=changed,
         )
 

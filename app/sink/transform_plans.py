@@ -3,7 +3,9 @@ rules, recorded when the mirror is created, compared whenever the table is insta
 
 A plan that differs from the stored one means the rules (or the hash key) changed since rows were written:
 new writes follow the new plan, rows written before keep the old one until the mirror is rebuilt. The change
-is recorded (``previous_fingerprint``, ``changed_at``) and reported; a rebuilt mirror (created afresh) clears it.
+is recorded (``previous_fingerprint``, ``changed_at``) and reported; a rebuilt mirror (created afresh) clears it,
+and so does a clean reconciliation of the whole table under the current plan (:func:`mark_followed`): it proves
+every row follows the plan.
 """
 
 from __future__ import annotations
@@ -36,7 +38,11 @@ def store_plan(conn: Connection[Any], spec: MirrorSpec, fresh: bool) -> str | No
         )
         return None
     if row is not None and row[0] == plan.fingerprint:
-        return None if row[1] is None else f"rules changed at {row[1].isoformat()}; mirror not rebuilt since"
+        return (
+            None
+            if row[1] is None
+            else f"rules changed at {row[1].isoformat()}; not rebuilt or repaired since"
+        )
     before = "no recorded plan" if row is None else f"plan {row[0]}"
     conn.execute(
         """INSERT INTO _cdc_transform_plans (keyspace, "table", fingerprint, rules, previous_fingerprint,
@@ -65,3 +71,14 @@ def stored_plans(conn: Connection[Any]) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+def mark_followed(conn: Connection[Any], keyspace: str, table: str, fingerprint: str) -> bool:
+    """After a clean reconciliation of the whole table under plan ``fingerprint``: its rows follow the plan,
+    so a recorded change is cleared. Whether one was."""
+    cur = conn.execute(
+        """UPDATE _cdc_transform_plans SET changed_at = NULL, previous_fingerprint = NULL, recorded_at = now()
+           WHERE keyspace = %s AND "table" = %s AND fingerprint = %s AND changed_at IS NOT NULL""",
+        (keyspace, table, fingerprint),
+    )
+    return cur.rowcount > 0

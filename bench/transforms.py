@@ -1,0 +1,142 @@
+"""The cost of a transform plan: the same table and the same pre-loaded events, applied by a worker with and
+without rules, in one run (issue: at most 10 % throughput loss with 3 masked and 2 normalised columns).
+
+The benchmark table is the pipeline's 9-scalar table (:data:`bench.events.SCALAR`). Rules: ``t`` partial
+mask, ``u`` and ``m`` hashed (HMAC-SHA256), ``ts`` normalised to Paris wall-clock time truncated to the
+second, ``seq`` read as epoch milliseconds into timestamptz. Each repetition runs both variants over the same
+topic, in alternating order (plain first, then with rules first, ...), each on a fresh mirror; the ratio is
+taken per repetition, then its median.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from app.testing import delete_topics, drop_pg_schema
+from bench.common import Services, header, machine_info, now_iso
+from bench.events import ROWS, SCALAR
+from bench.pipeline import BATCH, Case, _median, _ratio, load_case, throughput
+from stack.config import Settings
+
+N_EVENTS = int(os.environ.get("BENCH_TRANSFORMS_EVENTS", "60000"))
+REPEATS = int(os.environ.get("BENCH_TRANSFORMS_REPEATS", "3"))
+TARGET_RATIO = 0.9
+CASE = Case("transforms", "9 scalars", SCALAR, N_EVENTS)
+
+
+def rules(keyspace: str) -> dict[str, Any]:
+    return {
+        f"{keyspace}.{SCALAR.name}": {
+            "t": {"mask": "partial", "keep_last": 4},
+            "u": {"mask": "hash"},
+            "m": {"mask": "hash"},
+            "ts": {"timestamp": {"zone": "Europe/Paris", "as": "timestamp", "truncate": "second"}},
+            "seq": {"timestamp": {"from": "epoch_ms"}},
+        }
+    }
+
+
+def environment(keyspace: str) -> dict[str, str]:
+    return {
+        "CDC_TRANSFORMS": json.dumps(rules(keyspace)),
+        "CDC_TRANSFORM_HASH_KEY": uuid.uuid4().hex,
+    }
+
+
+def run() -> dict[str, Any]:
+    from cassandra.cluster import Cluster
+
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    logging.getLogger("cassandra").setLevel(logging.ERROR)
+    s = Settings.from_env()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-transforms-"))
+    keyspace = f"bench_transforms_{uuid.uuid4().hex[:6]}"
+    reps: list[dict[str, Any]] = []
+    with Services(["postgres", "kafka", "cassandra", "debezium"], s):
+        cluster = Cluster([s.host], port=s.cassandra_port, connect_timeout=10)
+        session = cluster.connect()
+        session.default_timeout = 60
+        loaded = None
+        try:
+            print("  creating the keyspace and pre-loading the topic ...", flush=True)
+            loaded = load_case(s, session, keyspace, CASE)
+            variants = {"plain": None, "transformed": environment(keyspace)}
+            for i in range(REPEATS):
+                order = ["plain", "transformed"] if i % 2 == 0 else ["transformed", "plain"]
+                rep: dict[str, Any] = {"order": order}
+                for name in order:
+                    print(f"  repetition {i + 1} of {REPEATS}: {name} ...", flush=True)
+                    rep[name] = throughput(s, CASE, loaded, workdir, variants[name])
+                    print(f"    {rep[name]['events_per_s']} events/s", flush=True)
+                reps.append(rep)
+        finally:
+            with contextlib.suppress(Exception):
+                session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+            with contextlib.suppress(Exception):
+                drop_pg_schema(s.pg_dsn, keyspace)
+            cluster.shutdown()
+            if loaded is not None:
+                with contextlib.suppress(Exception):
+                    delete_topics(s.kafka_bootstrap, [loaded.topic])
+            shutil.rmtree(workdir, ignore_errors=True)
+    ratios = [_ratio(r["transformed"]["events_per_s"], r["plain"]["events_per_s"]) for r in reps]
+    ratio = _median(ratios)
+    return {
+        "benchmark": "transforms",
+        "date": now_iso(),
+        "machine": machine_info(s),
+        "parameters": {
+            "repeats": REPEATS,
+            "events": N_EVENTS,
+            "rows": ROWS,
+            "worker_batch_size": BATCH,
+            "rules": rules("<keyspace>"),
+        },
+        "medians": {
+            "plain_events_per_s": _median([r["plain"]["events_per_s"] for r in reps]),
+            "transformed_events_per_s": _median([r["transformed"]["events_per_s"] for r in reps]),
+            "transformed_to_plain_ratio": ratio,
+            "all_ratios": ratios,
+        },
+        "target": {
+            "transformed_to_plain_ratio": TARGET_RATIO,
+            "met": ratio is not None and ratio >= TARGET_RATIO,
+        },
+        "repetitions": reps,
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    m, reps = result["medians"], result["repetitions"]
+    verdict = "met" if result["target"]["met"] else "NOT met"
+    lines = header(result)
+    lines += [
+        f"Medians of {len(reps)} repetitions in one run; in each, both variants over the same pre-loaded topic "
+        "(order alternating), each on a fresh mirror. Every repetition in transforms.json.",
+        "",
+        "Rules (3 masked, 2 normalised): `t` partial (last 4 kept), `u` and `m` HMAC-SHA256, `ts` Paris "
+        "wall-clock truncated to the second, `seq` epoch ms -> timestamptz.",
+        "",
+        "| variant | median events/s | each repetition | worker CPU % (each) |",
+        "|---|---|---|---|",
+    ]
+    for name in ("plain", "transformed"):
+        each = ", ".join(str(r[name]["events_per_s"]) for r in reps)
+        cpu = ", ".join(str(r[name].get("worker_cpu_pct")) for r in reps)
+        lines.append(f"| {name} | {m[f'{name}_events_per_s']} | {each} | {cpu} |")
+    lines += [
+        "",
+        f"With rules / without, per repetition: {', '.join(str(x) for x in m['all_ratios'])}; median "
+        f"**{m['transformed_to_plain_ratio']}** (target >= {TARGET_RATIO}: {verdict}).",
+        "",
+    ]
+    return "\n".join(lines)
