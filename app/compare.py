@@ -9,7 +9,10 @@ column's CQL type (:class:`~models.cql_types.CqlType`) and brings
 
 to one **canonical form**, plain JSON data (``None``, ``bool``, ``int``, ``str``, ``list``), then compares the
 canonical forms per primary key. Each normaliser is small and written from the documented behaviour
-(``docs/type-mapping.md``), not from the sink's code.
+(``docs/type-mapping.md``), not from the sink's code. The one exception: a column under a transform rule is
+compared as Cassandra's value mapped by the sink's converter and transformed by the plan
+(:func:`transformed_cassandra`): the transform functions are checked against their own expected values in
+``tests/unit/test_transforms.py``, and the untransformed columns of the same rows stay independent.
 
 Canonical form, per CQL type (C: the driver's Python value; P: psycopg's; J: inside a jsonb document):
 
