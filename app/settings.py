@@ -27,6 +27,13 @@ class ConfigError(Exception):
     """Raised when configuration is invalid; the message names the offending key."""
 
 
+def long_secret(value: SecretStr | None) -> SecretStr | None:
+    """A secret of at least 16 characters (tokens, keys), or none."""
+    if value is not None and len(value.get_secret_value()) < 16:
+        raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+    return value
+
+
 class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:59092"
     topic_prefix: str = "cdc"
@@ -81,12 +88,7 @@ class WebSettings(BaseModel):
     """Bearer token of the management API: every mutating endpoint and every one that returns payloads or
     configuration needs ``Authorization: Bearer <token>``. Unset: those endpoints are off (403)."""
 
-    @field_validator("token")
-    @classmethod
-    def _token_is_long(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
-        return value
+    _token_is_long = field_validator("token")(long_secret)
 
 
 class DlqSettings(BaseModel):
@@ -199,12 +201,7 @@ class Settings(BaseSettings):
             raise ValueError(str(error)) from None
         return value
 
-    @field_validator("transform_hash_key")
-    @classmethod
-    def _hash_key_is_long(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
-        return value
+    _hash_key_is_long = field_validator("transform_hash_key")(long_secret)
 
     @model_validator(mode="after")
     def _transforms_have_a_key(self) -> Settings:

@@ -32,6 +32,7 @@ from app.testing import (
     wait_applied,
     wait_until,
 )
+from models.transforms import Rules
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres", "kafka", "cassandra", "debezium")]
 
@@ -66,14 +67,16 @@ def wait_converged(
     worker: WorkerProcess,
     timeout: float,
     targets: dict[str, str] | None = None,
+    transforms: tuple[Rules, bytes] | None = None,
 ) -> None:
-    """Compare until Cassandra and the mirror are equal; after ``timeout`` s fail with the last differences."""
+    """Compare until Cassandra (with ``transforms``: its rows transformed) and the mirror are equal; after
+    ``timeout`` s fail with the last differences."""
     last: list[TableDiff] = []
     absent: list[str] = []
 
     def equal() -> bool:
         try:
-            last[:] = compare_keyspace(cql, pg_dsn, keyspace, tables, targets)
+            last[:] = compare_keyspace(cql, pg_dsn, keyspace, tables, targets, transforms)
         except psycopg.errors.UndefinedTable as error:  # the mirror is not there (yet)
             absent[:] = [str(error).splitlines()[0]]
             return False

@@ -24,12 +24,10 @@ import pytest
 from psycopg import sql
 
 from app.clock import now_us
-from app.compare import TableDiff
 from app.testing import (
     REPO,
     StartWorker,
     WorkerProcess,
-    compare_keyspace,
     create_cdc_keyspace,
     debezium_cell,
     debezium_source,
@@ -41,6 +39,7 @@ from app.testing import (
     worker_health,
 )
 from models.transforms import hash_value, parse_rules
+from tests.integration.test_pipeline_e2e import wait_converged
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres", "kafka", "cassandra", "debezium")]
 
@@ -153,29 +152,10 @@ def random_statements(rng: random.Random, keyspace: str, pii: Pii, n: int, base_
     return out
 
 
-def report(diffs: list[TableDiff]) -> str:
-    text = "\n".join(d.summary() for d in diffs)
-    for d in diffs:
-        text += "".join(f"\n  {key}: {cols}" for key, cols in list(d.different.items())[:5])
-        text += "".join(f"\n  missing {k}" for k in d.missing[:5])
-        text += "".join(f"\n  extra {k}" for k in d.extra[:5])
-    return text
-
-
 def converged(cql: Any, pg_dsn: str, keyspace: str, rules: dict[str, Any], worker: WorkerProcess) -> None:
-    last: list[TableDiff] = []
+    """The mirror equals Cassandra's rows transformed by ``rules`` (waiting up to a minute)."""
     transforms = (parse_rules(rules), HASH_KEY.encode())
-
-    def equal() -> bool:
-        try:
-            last[:] = compare_keyspace(cql, pg_dsn, keyspace, ["pii"], transforms=transforms)
-        except psycopg.errors.UndefinedTable:
-            return False
-        return all(d.equal for d in last)
-
-    wait_until(
-        equal, 60, lambda: f"mirror != transformed Cassandra:\n{report(last)}\n{worker.log_tail()}", 1.0
-    )
+    wait_converged(cql, pg_dsn, keyspace, ["pii"], worker, 60, transforms=transforms)
 
 
 def stored_text(pg_dsn: str, schemas: list[str]) -> Iterator[tuple[str, bytes]]:
