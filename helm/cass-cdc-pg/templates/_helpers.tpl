@@ -79,4 +79,7 @@ Fail early on settings the worker cannot run without (its built-in defaults poin
 {{- if not .Values.secrets.postgresDsn.existingSecret }}
 {{- fail "secrets.postgresDsn.existingSecret is required: the name of a Secret holding the PostgreSQL DSN (CDC_POSTGRES__DSN)" }}
 {{- end }}
+{{- if and .Values.config.transforms (not .Values.secrets.transformHashKey.existingSecret) }}
+{{- fail "secrets.transformHashKey.existingSecret is required with config.transforms (CDC_TRANSFORM_HASH_KEY)" }}
+{{- end }}
 {{- end }}
