@@ -264,6 +264,8 @@ class ColumnPlan:
     """Value after the type mapping -> the mirrored value (None stays None)."""
     pg_type: str | None
     """The mirror column's PostgreSQL type when the rule changes it (None: unchanged)."""
+    raw: Transform | None = None
+    """``apply`` without its None check (the hot path never passes None); default: ``apply``."""
 
 
 @dataclass(frozen=True)
@@ -286,7 +288,7 @@ class TransformPlan:
         functions: dict[str, Transform] = dict.fromkeys(self.dropped, _unknown)
         for column in self.columns:
             masked_to_null = isinstance(column.rule, Mask) and column.rule.kind is MaskKind.NULL
-            functions[column.name] = _unknown if masked_to_null else column.apply
+            functions[column.name] = _unknown if masked_to_null else column.raw or column.apply
         return functions
 
     @cached_property
@@ -367,7 +369,8 @@ def compile_plan(schema: TableSchema, rules: Rules, hash_key: bytes = b"") -> Tr
         if isinstance(rule, Drop):
             dropped.add(column.name)
             continue
-        columns.append(ColumnPlan(column.name, key, rule, _function(rule, hash_key), _pg_type(rule)))
+        raw = _function(rule, hash_key)
+        columns.append(ColumnPlan(column.name, key, rule, _none_safe(raw), _pg_type(rule), raw))
     return TransformPlan(table, tuple(columns), frozenset(dropped), _fingerprint(described, hash_key))
 
 
@@ -468,24 +471,29 @@ def _unknown(value: Any) -> Any:
 
 
 def _function(rule: Mask | Timestamp, hash_key: bytes) -> Transform:
+    """The rule's function on a value that is not None."""
     if isinstance(rule, Timestamp):
-        return timestamp_function(rule)
-    return mask_function(rule, hash_key)
+        return _timestamp_fn(rule)
+    return _mask_fn(rule, hash_key)
 
 
 def mask_function(rule: Mask, hash_key: bytes = b"") -> Transform:
     """The masking function of ``rule``; None stays None."""
+    return _none_safe(_mask_fn(rule, hash_key))
+
+
+def _mask_fn(rule: Mask, hash_key: bytes) -> Transform:
     if rule.kind is MaskKind.NULL:
         return lambda value: None
     if rule.kind is MaskKind.HASH:
-        return _none_safe(lambda value: hash_value(hash_key, value))
+        return lambda value: hash_value(hash_key, value)
     if rule.kind is MaskKind.REDACT:
         replacement = rule.replacement
-        return _none_safe(lambda value: replacement)
+        return lambda value: replacement
     if rule.kind is MaskKind.EMAIL:
-        return _none_safe(mask_email)
+        return mask_email
     keep = rule.keep_last
-    return _none_safe(lambda value: mask_partial(value, keep))
+    return lambda value: mask_partial(value, keep)
 
 
 def _none_safe(fn: Transform) -> Transform:
@@ -498,6 +506,8 @@ def _none_safe(fn: Transform) -> Transform:
 def hash_value(key: bytes, value: Any) -> str:
     """HMAC-SHA256 (hex) of the value's text form (bytes as they are): equal values hash equal, so joins on
     a hashed column still work; without the key the originals cannot be guessed by hashing candidates."""
+    if type(value) is str:
+        return hmac.digest(key, value.encode(), "sha256").hex()
     data = value if isinstance(value, bytes) else str(value).encode()
     return hmac.digest(key, data, "sha256").hex()
 
@@ -521,19 +531,25 @@ _SCALE = {TimeSource.EPOCH_S: 1_000_000, TimeSource.EPOCH_MS: 1_000, TimeSource.
 
 
 def timestamp_function(rule: Timestamp) -> Transform:
-    """Source value -> aware UTC datetime -> truncated in the zone -> timestamptz, or the zone's wall clock."""
+    """Source value -> aware UTC datetime -> truncated in the zone -> timestamptz, or the zone's wall clock;
+    None stays None."""
+    return _none_safe(_timestamp_fn(rule))
+
+
+def _timestamp_fn(rule: Timestamp) -> Transform:
     zone = ZoneInfo(rule.zone) if rule.zone else dt.UTC
     read = _reader(rule.source)
     truncate = rule.truncate
     wall_clock = rule.as_ == "timestamp"
+    utc = dt.UTC
 
     def apply(value: Any) -> dt.datetime:
         local = read(value).astimezone(zone)
         if truncate is not None:
             local = truncate_in_zone(local, truncate)
-        return local.replace(tzinfo=None) if wall_clock else local.astimezone(dt.UTC)
+        return local.replace(tzinfo=None) if wall_clock else local.astimezone(utc)
 
-    return _none_safe(apply)
+    return apply
 
 
 def _reader(source: TimeSource) -> Callable[[Any], dt.datetime]:
