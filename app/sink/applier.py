@@ -15,7 +15,7 @@ from typing import Any
 from psycopg import Connection
 
 from app.clock import now_us
-from app.dlq.sealing import Sealer, is_sealed
+from app.dlq.sealing import Sealer, SealError, is_sealed
 from app.sink.breaker import DeadLetterBreaker
 from app.sink.checkpoints import Claim, Fenced
 from app.sink.failures import classify, dead_letter_error
@@ -470,9 +470,14 @@ class Applier:
         )
 
     def _opened(self, records: Sequence[Record]) -> Sequence[Record]:
-        """Dead letters to replay, their sealed values opened."""
+        """Dead letters to replay, their sealed values opened (without the key: :class:`SealError`, the
+        replay stops and the records stay)."""
         sealer = self.sealer
         if sealer is None:
+            if any(is_sealed(r.value) for r in records):
+                raise SealError(
+                    "sealed dead letters: replaying them needs transform_hash_key (and the rules)"
+                )
             return records
         return [r if not is_sealed(r.value) else replace(r, value=sealer.open(r.value)) for r in records]
 

@@ -265,3 +265,12 @@ def test_the_fingerprint_of_a_table_without_rules_is_empty() -> None:
     assert compile_plan(PEOPLE, parse_rules({"shop.other": {"x": {"drop": True}}}), KEY).fingerprint == ""
     assert needs(PEOPLE, [RowDelete((1,), TS)]).row_keys == {(1,)}
     assert RowState().visible_values(["email"], TS) == {"email": None}
+
+
+def test_a_sealed_dead_letter_is_not_replayed_without_the_key() -> None:
+    good = event(0, 5, TS, email="amy@b.example")
+    sealed = Record(good.topic, good.partition, good.offset, good.key, Sealer(KEY).seal(good.value))
+    w = World()
+    with w.applier.pool.connection() as conn, pytest.raises(SealError, match="needs transform_hash_key"):
+        w.applier.replay(conn, [sealed])
+    assert w.store.rows == {}
