@@ -45,6 +45,8 @@ from typing import Any, Literal, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from models.convergence import UNKNOWN
+from models.cql_types.value_errors import CONVERSION_ERRORS
+from models.errors import ValueMappingError
 from models.mutations import CellWrite, Mutation, RowWrite
 from models.table_schema import Column, TableSchema
 
@@ -313,13 +315,19 @@ class TransformPlan:
             return mutation
         cells = mutation.cells
         out: dict[str, CellWrite] | None = None
-        for name, fn in self._applied:
-            cell = cells.get(name)
-            if cell is None or cell.value is None:
-                continue
-            if out is None:
-                out = dict(cells)
-            out[name] = CellWrite(fn(cell.value), cell.expires_at)
+        name = ""
+        try:
+            for name, fn in self._applied:
+                cell = cells.get(name)
+                if cell is None or cell.value is None:
+                    continue
+                if out is None:
+                    out = dict(cells)
+                out[name] = CellWrite(fn(cell.value), cell.expires_at)
+        except CONVERSION_ERRORS as error:  # e.g. an epoch beyond year 9999, text that is not ISO-8601
+            raise ValueMappingError(
+                f"{_key(self.table, name)}: the value cannot be transformed ({type(error).__name__})"
+            ) from None
         if out is None:
             return mutation
         return RowWrite(

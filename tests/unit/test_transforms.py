@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from app.testing import cql_table
+from models.errors import ValueMappingError
+from models.mutations import CellWrite, RowWrite
 from models.transforms import (
     Drop,
     Mask,
@@ -342,3 +346,105 @@ def test_an_hour_cut_inside_the_repeated_autumn_hour_keeps_which_of_the_two_it_w
     hour = timestamp_function(Timestamp(zone=PARIS, truncate=Truncate.HOUR))
     assert hour(utc(2026, 10, 25, 0, 30)) == utc(2026, 10, 25, 0)
     assert hour(utc(2026, 10, 25, 1, 30)) == utc(2026, 10, 25, 1)
+
+
+# -- each rule against each CQL type ---------------------------------------------------------------------------
+SAMPLES: dict[str, Any] = {
+    "text": "jürgen@bücher.de",
+    "ascii": "a@b.c",
+    "int": 7,
+    "bigint": 1_700_000_000_123,
+    "smallint": 3,
+    "tinyint": 1,
+    "varint": 10**30,
+    "decimal": Decimal("1.10"),
+    "double": 0.1,
+    "float": 1.5,
+    "boolean": True,
+    "uuid": uuid.UUID(int=1),
+    "timeuuid": uuid.UUID("a4a70900-24e1-11df-8924-001ff3591711"),
+    "inet": "10.0.0.1",
+    "blob": b"\x00\x01",
+    "date": dt.date(2026, 3, 29),
+    "time": dt.time(1, 2, 3),
+    "timestamp": utc(2026, 3, 29, 0, 30),
+    "duration": dt.timedelta(seconds=3),
+    "list<int>": [1, 2],
+    "set<text>": ["a"],
+    "map<text, int>": {"a": 1},
+    "frozen<tuple<int, text>>": [1, "a"],
+}
+TYPED = cql_table("shop", "typed", {"id": "int"}, columns={f"c{i}": t for i, t in enumerate(SAMPLES)})
+ACCEPTS = {
+    "hash": {
+        t
+        for t in SAMPLES
+        if t not in {"duration", "list<int>", "set<text>", "map<text, int>", "frozen<tuple<int, text>>"}
+    },
+    "email": {"text", "ascii"},
+    "partial": {"text", "ascii"},
+    "redact": {"text", "ascii"},
+    "null": set(SAMPLES),
+    "native": {"timestamp"},
+    "epoch_ms": {"int", "bigint", "smallint", "tinyint", "varint"},
+    "iso": {"text", "ascii"},
+}
+
+
+def rule_of(kind: str) -> dict[str, Any]:
+    if kind in ("native", "epoch_ms", "iso"):
+        return {"timestamp": {"from": kind}}
+    return {"mask": kind}
+
+
+def fitting(kind: str) -> dict[str, Any]:
+    """The CQL types a rule of ``kind`` compiles for (-> its column plan); the others' errors name the key."""
+    found: dict[str, Any] = {}
+    for i, cql in enumerate(SAMPLES):
+        try:
+            plan = compile_plan(TYPED, parse_rules({"shop.typed": {f"c{i}": rule_of(kind)}}), KEY)
+        except TransformConfigError as error:
+            if not str(error).startswith(f'transforms."shop.typed".c{i}: '):
+                raise
+            continue
+        (found[cql],) = plan.columns
+    return found
+
+
+def mapped(kind: str, cql: str, out: Any) -> bool:
+    """Is ``out`` what a rule of ``kind`` makes of the sample value of ``cql``?"""
+    if kind == "hash":
+        return isinstance(out, str) and out == hash_value(KEY, SAMPLES[cql]) and len(out) == 64
+    if kind == "null":
+        return out is None
+    if kind in ("native", "epoch_ms", "iso"):
+        return isinstance(out, dt.datetime) and out.tzinfo is UTC
+    return isinstance(out, str) and out != SAMPLES[cql]
+
+
+@pytest.mark.parametrize("kind", sorted(ACCEPTS))
+def test_each_rule_fits_exactly_the_cql_types_it_accepts_and_maps_their_values(kind: str) -> None:
+    columns = fitting(kind)
+    for cql, column in columns.items():
+        value = {"iso": "2026-03-29T00:30:00Z", "epoch_ms": 1_700_000_000_123}.get(kind, SAMPLES[cql])
+        assert mapped(kind, cql, column.apply(value)), (cql, column.apply(value))
+        assert column.apply(None) is None
+    accepted = set(columns)
+    assert accepted == ACCEPTS[kind]
+
+
+@pytest.mark.parametrize(
+    ("rule", "value"),
+    [({"timestamp": {"from": "epoch_ms"}}, 10**30), ({"timestamp": {"from": "iso"}}, "29/03/2026")],
+)
+def test_a_value_a_rule_cannot_transform_is_a_typed_error_without_the_value(
+    rule: dict[str, Any], value: Any
+) -> None:
+    column = "seen_ms" if isinstance(value, int) else "email"
+    plan = compile_plan(CUSTOMERS, parse_rules({"shop.customers": {column: rule}}), KEY)
+    with pytest.raises(ValueMappingError) as caught:
+        plan.mutation(RowWrite((uuid.UUID(int=1), "eu"), 1, {column: CellWrite(value)}))
+    assert str(caught.value).startswith(
+        f'transforms."shop.customers".{column}: the value cannot be transformed ('
+    )
+    assert str(value) not in str(caught.value)
