@@ -164,7 +164,8 @@ def plan_mirror(
     """What makes the existing mirror ``actual`` hold ``wanted``'s columns, or why it cannot. ``canonical``
     spells a type the way ``actual`` does (PostgreSQL's ``format_type``: ``timestamptz`` is
     ``timestamp with time zone``). With ``transforms``, a dropped column is not wanted and a transformed one
-    has its transformed type."""
+    has its transformed type; a column the plan drops is dropped from an existing mirror, whatever the
+    dropped-column policy."""
     key = tuple(c.name for c in (*wanted.partition_key, *wanted.clustering))
     if actual.primary_key != key:
         return MirrorPlan((), f"the primary key changed: {list(actual.primary_key)} -> {list(key)}")
@@ -185,7 +186,9 @@ def plan_mirror(
                 return MirrorPlan((), f"column {name} changed type: {was} -> {becomes}, not lossless")
             actions.append(ColumnAction("retype", name, becomes))
     for name in actual.columns:
-        if name not in desired:
+        if name in dropped:  # a transform drops it: its values (maybe originals) must not stay
+            actions.append(ColumnAction("drop", name))
+        elif name not in desired:
             actions.append(ColumnAction("drop" if drop_policy == "drop" else "keep", name))
     return MirrorPlan(tuple(actions), None)
 

@@ -19,7 +19,7 @@ from models.convergence import UNKNOWN, Cell, ReadBack, RowState
 from models.merge_plan import needs, plan
 from models.mirror_spec import spec_for
 from models.mutations import CellWrite, RowDelete, RowWrite
-from models.schema_diff import ActualMirror, plan_mirror
+from models.schema_diff import ActualMirror, ColumnAction, plan_mirror
 from models.transforms import TransformConfigError, check_rules, compile_plan, hash_value, parse_rules
 from tests.unit.fakes import MemoryLedger, MemoryPool, MemoryReader, MemoryRegistry, MemoryStore
 
@@ -204,6 +204,8 @@ def test_the_mirror_leaves_dropped_columns_out_and_types_masked_ones_as_text() -
         {"id": "integer", "email": "text", "ssn": "text", "note": "text", "age": "integer"}, ("id",)
     )
     assert plan_mirror(actual, PEOPLE, transforms=PLAN).actions == ()  # the secret column is not wanted
+    before = ActualMirror({**actual.columns, "secret": "text"}, ("id",))  # written before the drop rule
+    assert plan_mirror(before, PEOPLE, "keep", transforms=PLAN).actions == (ColumnAction("drop", "secret"),)
 
 
 # -- settings -------------------------------------------------------------------------------------------------
