@@ -56,6 +56,9 @@ def _preflight_transforms(settings: Any) -> None:
     """The worker starts only with rules that fit Cassandra's tables (exit 2 naming the key); Cassandra
     unreachable now is not a configuration error: the worker retries it, and a table whose rules do not fit
     is quarantined then."""
+    from cassandra import DriverException
+    from cassandra.cluster import NoHostAvailable
+
     from app.transform_check import check_transforms
     from models.transforms import TransformConfigError
 
@@ -64,7 +67,7 @@ def _preflight_transforms(settings: Any) -> None:
     except TransformConfigError as error:
         print(f"cdc: invalid configuration {error}", file=sys.stderr)
         sys.exit(2)
-    except Exception as error:
+    except (NoHostAvailable, DriverException, OSError) as error:  # unreachable, timed out, ...
         print(
             f"cdc: transform rules not checked at start-up, Cassandra unreachable: {error}", file=sys.stderr
         )

@@ -544,14 +544,9 @@ class TableDiff:
 
 
 def diff_rows(
-    table: str,
-    schema: TableSchema,
-    cassandra: Mapping[Key, Row],
-    postgres: Mapping[Key, Row],
-    transforms: TransformPlan | None = None,
+    table: str, schema: TableSchema, cassandra: Mapping[Key, Row], postgres: Mapping[Key, Row]
 ) -> TableDiff:
-    """Compare two keyed sets of canonical rows column by column (pure); a dropped column is not compared."""
-    dropped = transforms.dropped if transforms is not None else frozenset()
+    """Compare two keyed sets of canonical rows column by column (pure)."""
     diff = TableDiff(table, len(cassandra), len(postgres))
     diff.missing = sorted((k for k in cassandra if k not in postgres), key=repr)
     diff.extra = sorted((k for k in postgres if k not in cassandra), key=repr)
@@ -560,7 +555,7 @@ def diff_rows(
         cols = {
             c.name: (left.get(c.name), right.get(c.name))
             for c in schema.columns
-            if c.name not in dropped and left.get(c.name) != right.get(c.name)
+            if left.get(c.name) != right.get(c.name)
         }
         if cols:
             diff.different[key] = cols
@@ -572,11 +567,8 @@ def _keyed(schema: TableSchema, rows: Iterable[Row]) -> dict[Key, Row]:
     return {tuple(hashable(row[k]) for k in keys): row for row in rows}
 
 
-def _all_columns(schema: TableSchema, transforms: TransformPlan | None = None) -> tuple[Any, ...]:
-    dropped = transforms.dropped if transforms is not None else frozenset()
-    return tuple(
-        c for c in (*schema.partition_key, *schema.clustering, *schema.columns) if c.name not in dropped
-    )
+def _all_columns(schema: TableSchema) -> tuple[Any, ...]:
+    return (*schema.partition_key, *schema.clustering, *schema.columns)
 
 
 def canonical_transformed(value: object) -> Canonical:
@@ -607,7 +599,9 @@ def cassandra_rows(
 ) -> dict[Key, Row]:
     """Every row of the Cassandra table in canonical form, by canonical primary key; with ``transforms``,
     as the mirror should hold it (dropped columns left out, transformed ones transformed)."""
-    columns = _all_columns(schema, transforms)
+    if transforms is not None:
+        schema = transforms.mirrored(schema)
+    columns = _all_columns(schema)
     special = transformed_cassandra(transforms) if transforms is not None else {}
     convert = [special.get(c.name, canonical_cassandra) for c in columns]
     target = table_name(schema.keyspace, schema.table)
@@ -624,7 +618,9 @@ def cassandra_rows(
 def postgres_rows(conn: Connection[Any], schema: TableSchema, spec: MirrorSpec) -> dict[Key, Row]:
     """Every row of the mirror ``spec`` in canonical form, by canonical primary key."""
     plan = spec.transforms
-    columns = _all_columns(schema, plan)
+    if plan is not None:
+        schema = plan.mirrored(schema)
+    columns = _all_columns(schema)
     changed = {c.name for c in plan.columns} if plan is not None else set()
     query = sql.SQL("SELECT {} FROM {}").format(
         sql.SQL(", ").join(sql.Identifier(c.name) for c in columns), sql.Identifier(spec.schema, spec.name)
@@ -646,14 +642,14 @@ def postgres_rows(conn: Connection[Any], schema: TableSchema, spec: MirrorSpec) 
 def compare_tables(
     session: Any, conn: Connection[Any], tables: Iterable[tuple[TableSchema, MirrorSpec]]
 ) -> list[TableDiff]:
-    """Each table with its mirror; a spec with a transform plan is compared with the transformed rows."""
+    """Each table with its mirror; a spec with a transform plan is compared with the transformed rows (a
+    dropped column on neither side)."""
     return [
         diff_rows(
             f"{schema.keyspace}.{schema.table}",
-            schema,
+            schema if spec.transforms is None else spec.transforms.mirrored(schema),
             cassandra_rows(session, schema, spec.transforms),
             postgres_rows(conn, schema, spec),
-            spec.transforms,
         )
         for schema, spec in tables
     ]

@@ -72,6 +72,9 @@ class _Fold:
         self.shape = shape
         self.opaque = opaque
         self.ties: dict[Key, set[str]] = {}
+        self.order: OrderBytes = shape.order_bytes if not opaque else self._order
+        self.writing: Key = ()
+        """The key of the write being merged (where :meth:`_order` records a tie)."""
         self.state = dict(rows)
         self.parts = dict(tombstones)
         self.members: dict[Key, set[Key]] = defaultdict(set)
@@ -89,8 +92,8 @@ class _Fold:
     def row(self, m: RowWrite | RowDelete) -> None:
         old = self.state.get(m.key, EMPTY_ROW)
         if isinstance(m, RowWrite):
-            order = self.shape.order_bytes if not self.opaque else self._order(m.key)
-            new = apply_write(old, m, self.covering(m.key), order)
+            self.writing = m.key
+            new = apply_write(old, m, self.covering(m.key), self.order)
         else:
             new = apply_row_delete(old, m.ts)
         if new is not old:
@@ -98,18 +101,13 @@ class _Fold:
             self.members[self.shape.partition_of(m.key)].add(m.key)
             self.changed.add(m.key)
 
-    def _order(self, key: Key) -> OrderBytes:
+    def _order(self, column: str, value: object) -> bytes:
         """The tie rule's bytes, recording a tie in an opaque column (and ordering it by the transformed
         value's text meanwhile, so the interim result does not depend on event order)."""
-        shape, opaque = self.shape, self.opaque
-
-        def order(column: str, value: object) -> bytes:
-            if column not in opaque:
-                return shape.order_bytes(column, value)
-            self.ties.setdefault(key, set()).add(column)
-            return repr(value).encode()
-
-        return order
+        if column not in self.opaque:
+            return self.shape.order_bytes(column, value)
+        self.ties.setdefault(self.writing, set()).add(column)
+        return repr(value).encode()
 
     def tombstone(self, m: PartitionDelete | RangeDelete) -> None:
         before = self.parts.get(m.partition, NO_TOMBSTONES)

@@ -38,7 +38,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
 from typing import Any, Literal, TypeAlias
@@ -262,12 +262,15 @@ class ColumnPlan:
     key: str
     """The configuration key of the rule (for messages and ``GET /config``)."""
     rule: Rule
-    apply: Transform
-    """Value after the type mapping -> the mirrored value (None stays None)."""
+    fn: Transform
+    """Value after the type mapping (never None: the hot path skips nulls) -> the mirrored value."""
     pg_type: str | None
     """The mirror column's PostgreSQL type when the rule changes it (None: unchanged)."""
-    raw: Transform | None = None
-    """``apply`` without its None check (the hot path never passes None); default: ``apply``."""
+
+    @cached_property
+    def apply(self) -> Transform:
+        """:attr:`fn`, None staying None."""
+        return _none_safe(self.fn)
 
 
 @dataclass(frozen=True)
@@ -290,7 +293,7 @@ class TransformPlan:
         functions: dict[str, Transform] = dict.fromkeys(self.dropped, _unknown)
         for column in self.columns:
             masked_to_null = isinstance(column.rule, Mask) and column.rule.kind is MaskKind.NULL
-            functions[column.name] = _unknown if masked_to_null else column.raw or column.apply
+            functions[column.name] = _unknown if masked_to_null else column.fn
         return functions
 
     @cached_property
@@ -339,6 +342,13 @@ class TransformPlan:
         fn = self.cell_values.get(column)
         return value if fn is None or value is None else fn(value)
 
+    def mirrored(self, schema: TableSchema) -> TableSchema:
+        """``schema`` as its mirror holds it: without the columns the plan drops (what comparisons and
+        reconciliation read on both sides)."""
+        if not self.dropped:
+            return schema
+        return replace(schema, columns=tuple(c for c in schema.columns if c.name not in self.dropped))
+
     def describe(self) -> dict[str, Any]:
         """The effective rules, by column (``GET /config``, ``/health``): no key material."""
         described: dict[str, Any] = {c.name: {"key": c.key, **_describe(c.rule)} for c in self.columns}
@@ -377,8 +387,7 @@ def compile_plan(schema: TableSchema, rules: Rules, hash_key: bytes = b"") -> Tr
         if isinstance(rule, Drop):
             dropped.add(column.name)
             continue
-        raw = _function(rule, hash_key)
-        columns.append(ColumnPlan(column.name, key, rule, _none_safe(raw), _pg_type(rule), raw))
+        columns.append(ColumnPlan(column.name, key, rule, _function(rule, hash_key), _pg_type(rule)))
     return TransformPlan(table, tuple(columns), frozenset(dropped), _fingerprint(described, hash_key))
 
 

@@ -25,7 +25,6 @@ from app.reconcile.scan import (
     cassandra_query,
     converters,
     count_query,
-    mirrored,
     next_token_query,
     postgres_count,
     postgres_next_token,
@@ -122,7 +121,8 @@ class TableCheck:
         row_threshold: int = 1000,
         page_size: int = 5000,
     ) -> None:
-        schema = mirrored(schema, spec.transforms)  # a dropped column is on neither side
+        if spec.transforms is not None:
+            schema = spec.transforms.mirrored(schema)  # a dropped column is on neither side
         self.session, self.pool, self.schema, self.spec = session, pool, schema, spec
         self.row_threshold, self.page_size = row_threshold, page_size
         self.keep_rows = 4 * row_threshold

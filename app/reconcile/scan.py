@@ -4,7 +4,6 @@ newest write time."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -102,15 +101,6 @@ def _postgres_transformed(t: CqlType, value: Any) -> Any:
 
 def _bound(t: CqlType, fn: Callable[[CqlType, Any], Any]) -> Converter:
     return lambda v: fn(t, v)
-
-
-def mirrored(schema: TableSchema, transforms: TransformPlan | None) -> TableSchema:
-    """The table as its mirror holds it: without the columns the transform plan drops (what both sides
-    scan)."""
-    if transforms is None or not transforms.dropped:
-        return schema
-    kept = tuple(c for c in schema.columns if c.name not in transforms.dropped)
-    return dataclasses.replace(schema, columns=kept)
 
 
 def _converter(t: CqlType, canonical: Callable[[CqlType, Any], Any]) -> Converter:

@@ -56,7 +56,7 @@ def store_plan(conn: Connection[Any], spec: MirrorSpec, fresh: bool) -> str | No
 
 
 def stored_plans(conn: Connection[Any]) -> list[dict[str, Any]]:
-    """Every mirror's recorded plan (JSON-able), for ``/health`` and ``GET /config``."""
+    """Every mirror's recorded plan (JSON-able), for ``/health``."""
     rows = conn.execute(
         """SELECT keyspace, "table", fingerprint, rules, previous_fingerprint, changed_at
            FROM _cdc_transform_plans ORDER BY keyspace, "table" """

@@ -33,7 +33,7 @@ from models.mutations import (
     RowWrite,
 )
 from models.table_schema import TableSchema
-from models.transforms import compile_plan, mask_email, parse_rules
+from models.transforms import NO_TRANSFORMS, compile_plan, mask_email, parse_rules
 from tests.convergence_model import expected_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres")]
@@ -151,34 +151,45 @@ def test_equal_timestamp_ties_follow_cassandra(pg_dsn: str, history: list[Mutati
 
 def check_against_model(pg_dsn: str, history: list[Mutation], seed: int, descending: bool) -> None:
     """Apply ``history`` duplicated, shuffled and in random batches; the mirror must equal the model."""
-    rng = random.Random(seed)
+    rows = applied(pg_dsn, make_spec(descending), history, random.Random(seed), 8, NoCollections())
+    got = {(p, c): {"a": a, "b": b} for p, c, a, b in rows}
+    want = expected_rows(history, 1, COLUMNS, (descending,), value_bytes, NOW)
+    assert got == want
+
+
+def applied(
+    pg_dsn: str,
+    spec: MirrorSpec,
+    history: Sequence[Mutation],
+    rng: random.Random,
+    max_batch: int,
+    reader: Any,
+) -> list[tuple[Any, ...]]:
+    """``history`` duplicated, shuffled and applied in random batches of up to ``max_batch`` through the
+    production path (each mutation transformed by the spec's plan first, as decoding does) into a fresh
+    mirror; its rows ``(p, c, a, b)``. The mirror is dropped afterwards."""
     delivered = [m for m in history for _ in range(rng.randint(1, 3))]
     rng.shuffle(delivered)
-    spec = make_spec(descending)
+    plan = spec.transforms or NO_TRANSFORMS
     store = MirrorStore(spec)
-    entry = TableEntry(spec.source, store)
+    entry = TableEntry(spec.source, store, plan)
     with psycopg.connect(pg_dsn) as conn:
         store.ensure(conn)
         conn.commit()
         try:
             start = 0
             while start < len(delivered):
-                size = rng.randint(1, 8)
+                size = rng.randint(1, max_batch)
+                batch = [plan.mutation(m) for m in delivered[start : start + size]]
                 with conn.transaction():
-                    apply_table(conn, entry, delivered[start : start + size], NOW, NoCollections())
+                    apply_table(conn, entry, batch, NOW, reader)
                 start += size
-            got = {
-                (p, c): {"a": a, "b": b}
-                for p, c, a, b in conn.execute(
-                    sql.SQL("SELECT p, c, a, b FROM {}").format(sql.Identifier(spec.schema, spec.name))
-                )
-            }
+            query = sql.SQL("SELECT p, c, a, b FROM {}").format(sql.Identifier(spec.schema, spec.name))
+            return [tuple(row) for row in conn.execute(query)]
         finally:
             conn.rollback()
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(spec.schema)))
             conn.commit()
-    want = expected_rows(history, 1, COLUMNS, (descending,), value_bytes, NOW)
-    assert got == want
 
 
 # -- a masked column: ties are settled by reading Cassandra's value back -------------------------------------
@@ -229,36 +240,11 @@ def test_ties_on_a_masked_column_follow_cassandras_choice(
 ) -> None:
     """Equal-timestamp writes of different emails to a masked column, shuffled, duplicated and batched: the
     mirror holds the mask of the value Cassandra keeps (the greater original), never an original."""
-    rng = random.Random(seed)
-    delivered = [m for m in history for _ in range(rng.randint(1, 3))]
-    rng.shuffle(delivered)
     schema = make_spec(False).source
     plan = compile_plan(schema, MASKED)
     spec = spec_for(schema, f"prop_{uuid.uuid4().hex[:8]}.t", plan)
-    store = MirrorStore(spec)
-    entry = TableEntry(spec.source, store, plan)
     cassandra = ModelCassandra(history)
-    with psycopg.connect(pg_dsn) as conn:
-        store.ensure(conn)
-        conn.commit()
-        try:
-            start = 0
-            while start < len(delivered):
-                size = rng.randint(1, 4)
-                batch = [plan.mutation(m) for m in delivered[start : start + size]]  # what decoding does
-                with conn.transaction():
-                    apply_table(conn, entry, batch, NOW, cassandra)
-                start += size
-            got = {
-                (p, c): b
-                for p, c, b in conn.execute(
-                    sql.SQL("SELECT p, c, b FROM {}").format(sql.Identifier(spec.schema, spec.name))
-                )
-            }
-        finally:
-            conn.rollback()
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(spec.schema)))
-            conn.commit()
+    got = {(p, c): b for p, c, _, b in applied(pg_dsn, spec, history, random.Random(seed), 4, cassandra)}
     want = {
         key: None if row["b"] is None else mask_email(str(row["b"])) for key, row in cassandra.rows.items()
     }

@@ -206,6 +206,9 @@ def test_the_mirror_leaves_dropped_columns_out_and_types_masked_ones_as_text() -
     assert plan_mirror(actual, PEOPLE, transforms=PLAN).actions == ()  # the secret column is not wanted
     before = ActualMirror({**actual.columns, "secret": "text"}, ("id",))  # written before the drop rule
     assert plan_mirror(before, PEOPLE, "keep", transforms=PLAN).actions == (ColumnAction("drop", "secret"),)
+    hashed_age = compile_plan(PEOPLE, parse_rules({"shop.people": {"age": {"mask": "hash"}}}), KEY)
+    retyped = plan_mirror(actual, PEOPLE, transforms=hashed_age)  # an int column under a new hash rule
+    assert retyped.quarantine == "column age changed type: integer -> text, not lossless"
 
 
 # -- settings -------------------------------------------------------------------------------------------------
