@@ -16,6 +16,7 @@ from typing import Any
 import click
 import orjson
 
+from app.backfill.cli import backfill
 from app.dlq.cli import dlq
 from app.logging import configured_settings
 from app.reconcile.cli import reconcile
@@ -34,7 +35,18 @@ THROUGH_FAUST = {
     "offsets": "Show or reset the offsets PostgreSQL keeps for each partition.",
     "schema": "Show a table's recorded schema versions, or resolve its quarantine.",
 }
-ORDER = ("worker", "stack", "demo", "generate", "dlq", "reconcile", "transforms", "offsets", "schema")
+ORDER = (
+    "worker",
+    "stack",
+    "demo",
+    "generate",
+    "dlq",
+    "reconcile",
+    "backfill",
+    "transforms",
+    "offsets",
+    "schema",
+)
 
 
 def run_faust(args: list[str]) -> None:
@@ -139,6 +151,7 @@ def stack(ctx: click.Context) -> None:
 
 cli.add_command(dlq)
 cli.add_command(reconcile)
+cli.add_command(backfill)
 
 
 @cli.group()

@@ -87,3 +87,9 @@ reconciliation_duration = Gauge(
 reconciliation_repaired = Counter(
     "cdc_reconciliation_repaired_total", "Mismatching rows repaired by reconciliation", ["table"]
 )
+backfill_rows = Counter(
+    "cdc_backfill_rows_total", "Rows a backfill read from Cassandra and applied", ["table"]
+)
+backfill_ranges_remaining = Gauge(
+    "cdc_backfill_ranges_remaining", "Token ranges a running backfill has still to apply", ["table"]
+)

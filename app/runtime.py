@@ -79,6 +79,11 @@ class Runtime:
         ``/health`` until every one of them has succeeded again (a sweep that works does not hide a batch
         that is paused)."""
 
+    @property
+    def session(self) -> Any:
+        """The Cassandra session (after :meth:`ensure_started`)."""
+        return self._session
+
     # -- start-up -----------------------------------------------------------------------------------------
     async def ensure_started(self) -> Applier:
         async with self._start_lock:

@@ -166,6 +166,21 @@ class ReconcileSettings(BaseModel):
         return value
 
 
+class BackfillSettings(BaseModel):
+    """Defaults of ``cdc backfill`` and ``POST /backfill`` (each can be given per job)."""
+
+    ranges: int = Field(default=256, ge=1, le=1_000_000)
+    """Token ranges each table is split into (the unit of parallelism and of resuming)."""
+    parallel: int = Field(default=2, ge=1, le=64)
+    """Ranges read and applied at once."""
+    rate: float | None = Field(default=None, gt=0)
+    """At most this many rows per second over the whole job (None: as fast as it goes)."""
+    page_size: int = Field(default=1000, ge=10, le=100_000)
+    batch_rows: int = Field(default=2000, ge=1, le=100_000)
+    """Rows per PostgreSQL transaction (a batch ends at a partition boundary: it may hold a few more)."""
+    consistency: Literal["ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "ALL"] = "LOCAL_QUORUM"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CDC_",
@@ -185,6 +200,7 @@ class Settings(BaseSettings):
     sink: SinkSettings = SinkSettings()
     dlq: DlqSettings = DlqSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    backfill: BackfillSettings = BackfillSettings()
     transforms: dict[str, dict[str, Any]] = {}
     """Per-table column rules (masking, dropping, timestamp normalization), e.g. in TOML
     ``[transforms."shop.customers"] email = { mask = "email" }`` (README, Transforms). Shape-checked here,

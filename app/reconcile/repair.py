@@ -97,7 +97,7 @@ def adjuster(mutations: Sequence[Mutation]) -> LoadedAdjuster:
         for name, cell in m.cells.items()
     }
 
-    def adjust(rows: dict[Key, RowState]) -> dict[Key, RowState]:
+    def adjust(rows: dict[Key, RowState], tombstones: object) -> dict[Key, RowState]:
         out = {}
         for key, state in rows.items():
             kept = {

@@ -24,7 +24,7 @@ from app.sink.ports import CollectionReader, ConnectionSource, Ledger, TableReso
 from app.sink.registry import TableEntry, TableQuarantined
 from app.sink.stages import StageObserver, ignore, timed
 from models.batch import TP, DeadLetter, Outcome, Record, TablePath, contiguous_ends
-from models.convergence import EMPTY_ROW, RowState, apply_readback
+from models.convergence import EMPTY_ROW, PartitionTombstones, RowState, apply_readback
 from models.debezium import Envelope, parse_json, to_mutation
 from models.errors import (
     PermanentEventError,
@@ -341,9 +341,22 @@ class Applier:
         path, under the same partition locks, inside the caller's transaction; ``adjust`` drops loaded cells
         that contradict Cassandra at the same write time. Rows changed. ``mutations`` hold transformed
         values (:meth:`transformed`)."""
+        return self.apply_rows(conn, path, mutations, adjust)
+
+    def apply_rows(
+        self,
+        conn: Connection[Any],
+        path: TablePath,
+        mutations: Sequence[Mutation],
+        adjust: LoadedAdjuster | None = None,
+        reader: CollectionReader | None = None,
+    ) -> int:
+        """Mutations built from rows read in Cassandra (repair, backfill) through the stream's merge and store,
+        under the same partition locks, inside the caller's transaction; rows changed. ``reader``: where
+        collections are read back (default: Cassandra, as for the stream)."""
         work = table_work(self.registry.resolve(*path), mutations)
         self.ledger.lock_partitions(conn, lock_order(*path, work.needs.partitions))
-        return apply_work(conn, work, now_us(), self.reader, self.observe, adjust)
+        return apply_work(conn, work, now_us(), reader or self.reader, self.observe, adjust)
 
     def transformed(self, path: TablePath, mutations: Sequence[Mutation]) -> list[Mutation]:
         """``mutations`` built from Cassandra's values, with the table's transform plan applied (what the
@@ -520,8 +533,9 @@ def apply_table(
     return apply_work(conn, table_work(entry, mutations), now_us, reader)
 
 
-LoadedAdjuster = Callable[[dict[Key, RowState]], dict[Key, RowState]]
-"""Changes the loaded state before the merge (reconciliation's repair: :func:`app.reconcile.repair`)."""
+LoadedAdjuster = Callable[[dict[Key, RowState], dict[Key, PartitionTombstones]], dict[Key, RowState]]
+"""Sees the loaded rows and partition tombstones before the merge and may change the rows (reconciliation's
+repair: :func:`app.reconcile.repair.adjuster`; the backfill: :mod:`app.backfill.apply`)."""
 
 
 def apply_work(
@@ -538,7 +552,7 @@ def apply_work(
     with timed(observe, "load"):
         rows, tombstones = entry.store.load(conn, work.needs)
     if adjust is not None:
-        rows = adjust(rows)
+        rows = adjust(rows, tombstones)
     transforms = entry.transforms
     with timed(observe, "plan"):
         result = plan(schema, work.stripped, rows, tombstones, transforms.opaque)

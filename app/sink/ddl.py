@@ -256,6 +256,24 @@ META_DDL: tuple[sql.SQL, ...] = (
             detected_at timestamptz NOT NULL DEFAULT now(), resolved_at timestamptz, resolution_note text)"""
     ),
     sql.SQL("ALTER TABLE _cdc_reconciliation_mismatches ADD COLUMN IF NOT EXISTS resolution_note text"),
+    # Backfill (app/backfill): jobs, and each table's token ranges with their progress.
+    sql.SQL(
+        """CREATE TABLE IF NOT EXISTS _cdc_backfill_jobs (
+            id bigserial PRIMARY KEY, tables jsonb NOT NULL DEFAULT '[]', status text NOT NULL DEFAULT 'running'
+                CHECK (status IN ('running', 'done', 'failed')),
+            options jsonb NOT NULL DEFAULT '{}', owner text NOT NULL DEFAULT '',
+            started_at timestamptz NOT NULL DEFAULT now(), heartbeat_at timestamptz, finished_at timestamptz,
+            rows bigint NOT NULL DEFAULT 0, errors jsonb NOT NULL DEFAULT '[]', report jsonb NOT NULL DEFAULT '{}')"""
+    ),
+    sql.SQL(
+        """CREATE TABLE IF NOT EXISTS _cdc_backfill_ranges (
+            job_id bigint NOT NULL REFERENCES _cdc_backfill_jobs (id) ON DELETE CASCADE,
+            "table" text NOT NULL, range_start bigint NOT NULL, range_end bigint NOT NULL,
+            position bigint, status text NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'done', 'failed')),
+            rows bigint NOT NULL DEFAULT 0, batches integer NOT NULL DEFAULT 0, error text,
+            updated_at timestamptz, PRIMARY KEY (job_id, "table", range_start))"""
+    ),
     # Transforms (models/transforms.py): the plan each mirror's rows are written under.
     sql.SQL(
         """CREATE TABLE IF NOT EXISTS _cdc_transform_plans (

@@ -1,0 +1,150 @@
+"""Backfill: rows that exist in Cassandra, read with every cell's write time and TTL, as the sink's own
+mutations (pure).
+
+What CQL exposes and what it does not (Cassandra 5.0):
+
+- a simple cell: its value, ``WRITETIME`` (µs) and ``TTL`` (seconds left): exact, so each cell merges with the
+  stream by Cassandra's own rule;
+- a non-frozen collection: ``WRITETIME`` is a list (one write time per element), ``MAXWRITETIME`` the newest,
+  and ``TTL`` a list with a null per element without one (which the Python driver cannot decode). The mirror
+  keeps a collection as one cell (its value at its newest element's write time, read back from Cassandra,
+  as the stream does), so the backfill reads the value and ``MAXWRITETIME``;
+- the row marker (an INSERT's liveness): neither its existence nor its write time nor its TTL can be selected.
+  A row that only its marker keeps alive reads as its key with every column null.
+
+The marker therefore is an approximation, chosen so that it changes nothing a later or concurrent event
+decides (README, Backfill):
+
+- a row alive only by its marker gets a marker at the time its page was requested (``read_us``): the insert
+  happened before the read, and a delete that the read did not see happened after it, so with write times
+  from the clock that delete carries a later time and removes the row, and one the read did see had
+  already lost to the marker;
+- a row with live cells gets a marker at its oldest live cell's write time (an INSERT writes its marker and
+  cells at one time; later writes only raise cell times), expiring when its cells do if every one of them
+  expires. A tombstone at or after that time removes it as it removes those cells; the mirror and
+  Cassandra differ only if every cell of a row that had no INSERT is later deleted one cell at a time (the
+  mirror keeps the row with nulls), or for a backdated write in the window described above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cassandra.metadata import protect_name
+
+from models.convergence import ReadBack
+from models.cql_types import from_driver, is_multicell
+from models.mutations import CellWrite, Key, Mutation, RowWrite
+from models.table_schema import Column, TableSchema
+
+
+@dataclass(frozen=True)
+class RowLayout:
+    """Where each part of a scanned row is: key columns, simple values, their write times and TTLs,
+    collections and their newest write times, the partition's token (last)."""
+
+    keys: tuple[Column, ...]
+    simple: tuple[Column, ...]
+    multi: tuple[Column, ...]
+
+    @classmethod
+    def of(cls, schema: TableSchema) -> RowLayout:
+        return cls(
+            (*schema.partition_key, *schema.clustering),
+            tuple(c for c in schema.columns if not is_multicell(c.type)),
+            tuple(c for c in schema.columns if is_multicell(c.type)),
+        )
+
+    def selection(self) -> list[str]:
+        """The selected expressions after the key columns (every name protected)."""
+        simple = [protect_name(c.name) for c in self.simple]
+        multi = [protect_name(c.name) for c in self.multi]
+        return [
+            *simple,
+            *(f"WRITETIME({n})" for n in simple),
+            *(f"TTL({n})" for n in simple),
+            *multi,
+            *(f"MAXWRITETIME({n})" for n in multi),
+        ]
+
+
+def scan_query(schema: TableSchema, keyspace_table: str) -> str:
+    """One token range ``(?, ?]`` of a table: each row's key, cells with their write times and TTLs, token.
+    ``keyspace_table``: the protected ``"ks"."t"``."""
+    layout = RowLayout.of(schema)
+    pk = ", ".join(protect_name(c.name) for c in schema.partition_key)
+    selected = [*(protect_name(c.name) for c in layout.keys), *layout.selection(), f"token({pk})"]
+    return (
+        f"SELECT {', '.join(selected)} FROM {keyspace_table} "  # noqa: S608 (every name protected)
+        f"WHERE token({pk}) > ? AND token({pk}) <= ?"
+    )
+
+
+@dataclass(frozen=True)
+class ScannedRow:
+    """One backfilled row: its key (the sink's values), the partition's token, the mutations that carry its
+    cells, and its non-frozen collections as Cassandra holds them (for the read-back, see
+    :mod:`app.backfill.apply`)."""
+
+    key: Key
+    token: int
+    mutations: list[Mutation]
+    collections: dict[str, ReadBack]
+
+
+def scanned_row(layout: RowLayout, record: Sequence[Any], read_us: int, now_us: int) -> ScannedRow:
+    """A scanned row (:func:`scan_query`'s columns) as mutations; ``read_us``: when its page was requested,
+    ``now_us``: the clock TTLs count from."""
+    k, n, m = len(layout.keys), len(layout.simple), len(layout.multi)
+    key = tuple(from_driver(c.type, v) for c, v in zip(layout.keys, record[:k], strict=True))
+    at = k
+    values, times, ttls = record[at : at + n], record[at + n : at + 2 * n], record[at + 2 * n : at + 3 * n]
+    at += 3 * n
+    by_ts: dict[int, dict[str, CellWrite]] = {}
+    expiries: list[int | None] = []
+    for column, value, ts, ttl in zip(layout.simple, values, times, ttls, strict=True):
+        if value is None or ts is None:
+            continue  # no live cell: the backfill adds only what Cassandra holds
+        expires = now_us + int(ttl) * 1_000_000 if ttl else None
+        expiries.append(expires)
+        by_ts.setdefault(int(ts), {})[column.name] = CellWrite(from_driver(column.type, value), expires)
+    collections = {
+        c.name: ReadBack(from_driver(c.type, v), int(ts))
+        for c, v, ts in zip(layout.multi, record[at : at + m], record[at + m : at + 2 * m], strict=True)
+        if v is not None and ts is not None
+    }
+    token = int(record[-1])
+    return ScannedRow(key, token, _mutations(key, by_ts, collections, expiries, read_us), collections)
+
+
+def _mutations(
+    key: Key,
+    by_ts: dict[int, dict[str, CellWrite]],
+    collections: dict[str, ReadBack],
+    expiries: list[int | None],
+    read_us: int,
+) -> list[Mutation]:
+    """One write per write time of simple cells, one per collection (a read-back hint of its own, so no
+    simple cell's TTL is taken for its elements'), and the marker on the oldest (see the module's note)."""
+    times = [*by_ts, *(r.newest_ts for r in collections.values() if r.newest_ts is not None)]
+    if not times:
+        return [RowWrite(key, read_us, {}, marker=True)]  # alive by its marker alone
+    oldest = min(times)
+    marker_expires = (
+        max(e for e in expiries if e is not None)
+        if expiries and not collections and all(e is not None for e in expiries)
+        else None
+    )
+    found: list[Mutation] = [
+        RowWrite(key, ts, cells, ts == oldest, marker_expires if ts == oldest else None)
+        for ts, cells in sorted(by_ts.items())
+    ]
+    if oldest not in by_ts:
+        found.append(RowWrite(key, oldest, {}, marker=True))
+    found.extend(
+        RowWrite(key, int(r.newest_ts or oldest), {c: CellWrite(r.value)}, hint_columns=frozenset((c,)))
+        for c, r in collections.items()
+    )
+    return found
