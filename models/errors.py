@@ -86,6 +86,12 @@ class ValueRejected(PermanentEventError):
     reason = "value_rejected"
 
 
+class SnapshotEvent(PermanentEventError):
+    """A Debezium snapshot event (``source.snapshot``): it carries its query's time, not the cells' write times."""
+
+    reason = "snapshot_event"
+
+
 class InternalError(PermanentEventError):
     """A bug met while applying this event alone; dead-lettered so the stream goes on."""
 

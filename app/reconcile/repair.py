@@ -20,6 +20,7 @@ from cassandra.metadata import protect_name
 from app.cql import key_condition, table_name
 from app.reconcile.engine import Found
 from app.sink.applier import Applier, LoadedAdjuster
+from models.backfill import RowLayout
 from models.convergence import RowState
 from models.cql_types import from_driver, is_multicell
 from models.mutations import CellWrite, Key, Mutation, RowDelete, RowWrite
@@ -38,12 +39,7 @@ def _multi(schema: TableSchema) -> list[Column]:
 def row_query(schema: TableSchema) -> str:
     """One row by its primary key: each simple column with its write time and TTL, each non-frozen collection
     with its newest write time."""
-    simple, multi = _simple(schema), _multi(schema)
-    parts = [protect_name(c.name) for c in simple]
-    parts += [f"WRITETIME({protect_name(c.name)})" for c in simple]
-    parts += [f"TTL({protect_name(c.name)})" for c in simple]
-    parts += [protect_name(c.name) for c in multi]
-    parts += [f"MAXWRITETIME({protect_name(c.name)})" for c in multi]
+    parts = RowLayout.of(schema).selection()
     key = key_condition(c.name for c in (*schema.partition_key, *schema.clustering))
     if not parts:  # a table of key columns only
         parts = [protect_name(schema.partition_key[0].name)]

@@ -28,6 +28,7 @@ from models.convergence import EMPTY_ROW, PartitionTombstones, RowState, apply_r
 from models.debezium import Envelope, parse_json, to_mutation
 from models.errors import (
     PermanentEventError,
+    SnapshotEvent,
     TimestampOutOfRange,
     TopicMismatch,
     UnknownColumn,
@@ -505,6 +506,12 @@ class Applier:
             raise TimestampOutOfRange(
                 f"write time {env.ts_us} µs is more than {self.max_skew_us // 1_000_000} s in the future "
                 "(it would shadow every later write)"
+            )
+        if env.snapshot:
+            raise SnapshotEvent(
+                "the Debezium agent's snapshot events carry the snapshot query's time (source.ts_us), not each "
+                "cell's write time: applied, they could overwrite newer writes. Set the agent's "
+                "snapshot.mode=never and mirror existing rows with cdc backfill"
             )
         path = (env.keyspace, env.table)
         entry = self.registry.resolve(*path)

@@ -229,6 +229,20 @@ def test_bad_records_are_dead_lettered_with_their_reason_and_the_rest_applies() 
     assert outcome.next_offsets == {(TOPIC, 0): 3}
 
 
+def test_a_snapshot_event_is_dead_lettered_as_such_not_applied_at_its_query_time() -> None:
+    """The agent's snapshot sets ``source.ts_us`` to its query's time: applying it would overwrite a newer
+    write of any cell older than the snapshot (``cdc backfill`` reads each cell's write time instead)."""
+    w = World()
+    w.claim()
+    snap = orjson.loads(insert(1, 2, "snap").value or b"")
+    snap["source"]["snapshot"] = "true"
+    records = [insert(0, 1, "a"), Record(TOPIC, 0, 1, orjson.dumps({"id": 2}), orjson.dumps(snap))]
+    w.applier.apply(records)
+    assert [(d.record.offset, d.reason) for d in w.ledger.dead_letters] == [(1, "snapshot_event")]
+    assert "cdc backfill" in w.ledger.dead_letters[0].message
+    assert w.names() == {(1,): "a"}
+
+
 def test_an_unexpected_error_dead_letters_exactly_the_failing_record() -> None:
     w = World()
     w.claim()

@@ -41,6 +41,7 @@ def test_help_says_what_the_tool_is_and_lists_our_commands_first() -> None:
         "generate",
         "dlq",
         "reconcile",
+        "backfill",
         "transforms",
         "offsets",
         "schema",

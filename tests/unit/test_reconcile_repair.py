@@ -62,13 +62,13 @@ def test_the_adjuster_drops_only_cells_contradicting_cassandra_at_the_same_time(
         (1, 2): RowState({"name": Cell(100, "zzz"), "v": Cell(100, 5)}),
         (1, 3): RowState({"name": Cell(100, "zzz")}),
     }
-    adjusted = adjuster(mutations)(rows)
+    adjusted = adjuster(mutations)(rows, {})
     assert dict(adjusted[(1, 2)].cells) == {"v": Cell(100, 5)}
     assert adjusted[(1, 3)] is rows[(1, 3)]
     newer: dict[Key, RowState] = {(1, 2): RowState({"name": Cell(200, "newer")})}
-    assert adjuster(mutations)(newer)[(1, 2)] is newer[(1, 2)]  # newer data is never dropped
+    assert adjuster(mutations)(newer, {})[(1, 2)] is newer[(1, 2)]  # newer data is never dropped
     same: dict[Key, RowState] = {(1, 2): RowState({"name": Cell(100, "alice")})}
-    assert adjuster(mutations)(same)[(1, 2)] is same[(1, 2)]
+    assert adjuster(mutations)(same, {})[(1, 2)] is same[(1, 2)]
 
 
 def test_job_options_round_trip_and_table_names_are_checked() -> None:
