@@ -90,7 +90,9 @@ def preload(cql: Any, keyspace: str, seed: int = 12) -> None:
 
 
 class Generator(threading.Thread):
-    """Updates and deletes of the preloaded keys at the clock's time, until stopped."""
+    """Updates and deletes of the preloaded keys, until stopped. Cell writes are backdated up to 3 s (some
+    land before the write time of a scan that already saw the row: only each cell's own write time merges them
+    right); row, range and partition deletes carry the clock's time (README, Backfill: the marker)."""
 
     def __init__(self, cql: Any, keyspace: str) -> None:
         super().__init__(daemon=True)
@@ -100,7 +102,10 @@ class Generator(threading.Thread):
         self.error: BaseException | None = None
 
     def statement(self, rng: random.Random) -> str:
-        p, c, ts = rng.randrange(PARTITIONS), rng.randrange(PER_PARTITION), now_us()
+        p, c, now = rng.randrange(PARTITIONS), rng.randrange(PER_PARTITION), now_us()
+        ts = now - rng.randint(
+            0, 3_000_000
+        )  # writes up to 3 s back: some older than the scan that saw the row
         kind = rng.choices(
             ["update", "insert", "cell", "row", "range", "partition", "append", "remove"],
             [30, 15, 10, 15, 5, 2, 15, 8],
@@ -110,9 +115,9 @@ class Generator(threading.Thread):
             "update": f"UPDATE {self.t} USING TIMESTAMP {ts} SET v = {rng.randint(0, 99)} {where}",
             "insert": f"INSERT INTO {self.t} (p, c, w) VALUES ({p}, {c}, 'g') USING TIMESTAMP {ts}",
             "cell": f"DELETE w FROM {self.t} USING TIMESTAMP {ts} {where}",
-            "row": f"DELETE FROM {self.t} USING TIMESTAMP {ts} {where}",
-            "range": f"DELETE FROM {self.t} USING TIMESTAMP {ts} WHERE p = {p} AND c >= {c} AND c < {c + 3}",
-            "partition": f"DELETE FROM {self.t} USING TIMESTAMP {ts} WHERE p = {p}",
+            "row": f"DELETE FROM {self.t} USING TIMESTAMP {now} {where}",
+            "range": f"DELETE FROM {self.t} USING TIMESTAMP {now} WHERE p = {p} AND c >= {c} AND c < {c + 3}",
+            "partition": f"DELETE FROM {self.t} USING TIMESTAMP {now} WHERE p = {p}",
             "append": f"UPDATE {self.t} USING TIMESTAMP {ts} SET tags = tags + {{{rng.randint(0, 5)}}} {where}",
             "remove": f"UPDATE {self.t} USING TIMESTAMP {ts} SET tags = tags - {{{rng.randint(0, 5)}}} {where}",
         }[kind]
