@@ -236,6 +236,65 @@ SCHEMAS: dict[str, Any] = {
             "next_after": _nullable("integer"),
         },
     },
+    "BackfillRequest": {
+        "type": _OBJ,
+        "additionalProperties": False,
+        "required": ["tables"],
+        "properties": {
+            "tables": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "parallel": {"type": "integer", "minimum": 1, "maximum": 64},
+            "rate": {"type": "number", "exclusiveMinimum": 0},
+            "ranges": {"type": "integer", "minimum": 1},
+            "page_size": {"type": "integer", "minimum": 10},
+            "batch_rows": {"type": "integer", "minimum": 1},
+            "consistency": {"enum": ["ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "ALL"]},
+        },
+    },
+    "BackfillAccepted": {
+        "type": _OBJ,
+        "required": ["job_id", "status"],
+        "properties": {"job_id": {"type": "integer"}, "status": {"enum": ["running"]}},
+    },
+    "BackfillJob": {
+        "type": _OBJ,
+        "required": ["id", "tables", "status", "options", "owner", "started_at", "rows", "errors"],
+        "properties": {
+            "id": {"type": "integer"},
+            "tables": {"type": "array", "items": {"type": "string"}},
+            "status": {"enum": ["running", "done", "failed"]},
+            "options": {"type": _OBJ},
+            "owner": {"type": "string"},
+            "started_at": {"type": "string"},
+            "heartbeat_at": _nullable("string"),
+            "finished_at": _nullable("string"),
+            "rows": {"type": "integer"},
+            "errors": {"type": "array", "items": {"type": "string"}},
+            "report": {"type": _OBJ},
+            "progress": {
+                "type": "array",
+                "items": {
+                    "type": _OBJ,
+                    "required": ["table", "ranges", "ranges_done", "ranges_failed", "rows", "batches"],
+                    "properties": {
+                        "table": {"type": "string"},
+                        "ranges": {"type": "integer"},
+                        "ranges_done": {"type": "integer"},
+                        "ranges_failed": {"type": "integer"},
+                        "rows": {"type": "integer"},
+                        "batches": {"type": "integer"},
+                    },
+                },
+            },
+        },
+    },
+    "BackfillJobs": {
+        "type": _OBJ,
+        "required": ["jobs", "next_after"],
+        "properties": {
+            "jobs": {"type": "array", "items": _ref("BackfillJob")},
+            "next_after": _nullable("integer"),
+        },
+    },
     "Mismatch": {
         "type": _OBJ,
         "required": [
@@ -493,6 +552,37 @@ PATHS: dict[str, dict[str, Any]] = {
                 {400: "bad status or id", 404: "no such mismatch", 503: "not connected"},
                 auth=True,
                 body="MismatchResolve",
+            ),
+            "parameters": [_ID],
+        }
+    },
+    "/backfill": {
+        "post": _op(
+            "Start a backfill job (runs on this worker)",
+            "BackfillAccepted",
+            {400: "bad request", 429: "a backfill job is running here", 503: "not connected"},
+            auth=True,
+            body="BackfillRequest",
+            status=202,
+        ),
+        "get": {
+            **_op(
+                "Backfill jobs, paged", "BackfillJobs", {400: "bad query", 503: "not connected"}, auth=True
+            ),
+            "parameters": [
+                _PAGE[0],
+                _PAGE[1],
+                *({"name": n, "in": "query", "schema": {"type": "string"}} for n in ("table", "status")),
+            ],
+        },
+    },
+    "/backfill/{id}": {
+        "get": {
+            **_op(
+                "One backfill job with each table's progress",
+                "BackfillJob",
+                {400: "id is not an integer", 404: "no such job", 503: "not connected"},
+                auth=True,
             ),
             "parameters": [_ID],
         }

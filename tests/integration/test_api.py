@@ -11,6 +11,7 @@ import urllib.request
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -268,6 +269,35 @@ def test_every_endpoint_answers_as_documented(
     assert (counters["jobs"], counters["mismatches"], counters["rows_checked"]) == (1, 2, 0)
     assert job["alert_fired"] is True  # 100 % drift is above the warning threshold
 
+    # backfill: rows only Cassandra holds (the table is not captured) reach the mirror
+    for i in (10, 11, 12):
+        cql.execute(f"INSERT INTO {keyspace}.t (id, name) VALUES ({i}, 'b{i}')")
+    refused(api, "POST", "/backfill", body={"tables": [f"{keyspace}.t"]})
+    expect(api, "POST", "/backfill", 400, body={"tables": []})
+    expect(api, "POST", "/backfill", 400, body={"tables": [f"{keyspace}.t"], "parallel": 0})
+    expect(api, "POST", "/backfill", 400, body={"tables": [f"{keyspace}.t"], "speed": 1})
+    backfill = expect(api, "POST", "/backfill", 202, body={"tables": [f"{keyspace}.t"], "ranges": 4})
+    backfill_path = f"/backfill/{backfill['job_id']}"
+    refused(api, "GET", backfill_path, "/backfill/{id}")
+    wait_until(
+        lambda: api("GET", backfill_path, template="/backfill/{id}")[1]["status"] != "running",
+        60,
+        "the backfill did not finish",
+    )
+    filled = expect(api, "GET", backfill_path, 200, "/backfill/{id}")
+    assert (filled["status"], filled["rows"], filled["errors"]) == ("done", 3, []), filled
+    assert filled["progress"][0]["ranges_done"] == 4
+    expect(api, "GET", "/backfill/999999999", 404, "/backfill/{id}")
+    refused(api, "GET", "/backfill")
+    assert [j["id"] for j in expect(api, "GET", f"/backfill?table={keyspace}.t", 200)["jobs"]] == [
+        backfill["job_id"]
+    ]
+    with psycopg.connect(pg_dsn) as conn:
+        names = conn.execute(f'SELECT name FROM "{keyspace}"."t" WHERE id >= 10 ORDER BY id').fetchall()
+    assert [n for (n,) in names] == ["b10", "b11", "b12"]
+    status, metrics_text = api("GET", "/metrics")
+    assert f'cdc_backfill_rows_total{{table="{keyspace}.t"}} 3.0' in metrics_text
+
     status, openapi = api("GET", "/openapi.json")
     assert status == 200
     assert openapi["paths"].keys() == PATHS.keys()
@@ -312,6 +342,7 @@ def test_without_a_token_the_guarded_endpoints_are_off_and_the_open_ones_stay_op
     expect(api, "GET", "/health", 200)
     for method, path, template in (
         ("POST", "/reconciliation/trigger", "/reconciliation/trigger"),
+        ("POST", "/backfill", "/backfill"),
         ("GET", "/config", "/config"),
         ("PATCH", "/config", "/config"),
         ("GET", "/dlq/records", "/dlq/records"),
