@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import capture_latency, pipeline, reconcile, stack_start, transforms
+from bench import backfill, capture_latency, pipeline, reconcile, stack_start, transforms
 from bench.common import write_results
 from stack.errors import StackError
 
 BENCHMARKS = {
+    "backfill": backfill,
     "capture_latency": capture_latency,
     "pipeline": pipeline,
     "reconcile": reconcile,

@@ -28,16 +28,18 @@ decides (README, Backfill):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cassandra.metadata import protect_name
 
 from models.convergence import ReadBack
-from models.cql_types import from_driver, is_multicell
+from models.cql_types import driver_converter, is_multicell
 from models.mutations import CellWrite, Key, Mutation, RowWrite
 from models.table_schema import Column, TableSchema
+
+Convert = Callable[[object], object]
 
 
 @dataclass(frozen=True)
@@ -48,14 +50,21 @@ class RowLayout:
     keys: tuple[Column, ...]
     simple: tuple[Column, ...]
     multi: tuple[Column, ...]
+    convert_keys: tuple[Convert, ...] = ()
+    convert_simple: tuple[Convert, ...] = ()
+    convert_multi: tuple[Convert, ...] = ()
+    """Driver value -> the sink's value, per column (:func:`driver_converter`, resolved once)."""
 
     @classmethod
     def of(cls, schema: TableSchema) -> RowLayout:
-        return cls(
-            (*schema.partition_key, *schema.clustering),
-            tuple(c for c in schema.columns if not is_multicell(c.type)),
-            tuple(c for c in schema.columns if is_multicell(c.type)),
-        )
+        keys = (*schema.partition_key, *schema.clustering)
+        simple = tuple(c for c in schema.columns if not is_multicell(c.type))
+        multi = tuple(c for c in schema.columns if is_multicell(c.type))
+
+        def converters(columns: tuple[Column, ...]) -> tuple[Convert, ...]:
+            return tuple(driver_converter(c.type) for c in columns)
+
+        return cls(keys, simple, multi, converters(keys), converters(simple), converters(multi))
 
     def selection(self) -> list[str]:
         """The selected expressions after the key columns (every name protected)."""
@@ -98,21 +107,25 @@ def scanned_row(layout: RowLayout, record: Sequence[Any], read_us: int, now_us: 
     """A scanned row (:func:`scan_query`'s columns) as mutations; ``read_us``: when its page was requested,
     ``now_us``: the clock TTLs count from."""
     k, n, m = len(layout.keys), len(layout.simple), len(layout.multi)
-    key = tuple(from_driver(c.type, v) for c, v in zip(layout.keys, record[:k], strict=True))
+    key = tuple(f(v) for f, v in zip(layout.convert_keys, record[:k], strict=True))
     at = k
     values, times, ttls = record[at : at + n], record[at + n : at + 2 * n], record[at + 2 * n : at + 3 * n]
     at += 3 * n
     by_ts: dict[int, dict[str, CellWrite]] = {}
     expiries: list[int | None] = []
-    for column, value, ts, ttl in zip(layout.simple, values, times, ttls, strict=True):
+    for column, convert, value, ts, ttl in zip(
+        layout.simple, layout.convert_simple, values, times, ttls, strict=True
+    ):
         if value is None or ts is None:
             continue  # no live cell: the backfill adds only what Cassandra holds
         expires = now_us + int(ttl) * 1_000_000 if ttl else None
         expiries.append(expires)
-        by_ts.setdefault(int(ts), {})[column.name] = CellWrite(from_driver(column.type, value), expires)
+        by_ts.setdefault(int(ts), {})[column.name] = CellWrite(convert(value), expires)
     collections = {
-        c.name: ReadBack(from_driver(c.type, v), int(ts))
-        for c, v, ts in zip(layout.multi, record[at : at + m], record[at + m : at + 2 * m], strict=True)
+        c.name: ReadBack(convert(v), int(ts))
+        for c, convert, v, ts in zip(
+            layout.multi, layout.convert_multi, record[at : at + m], record[at + m : at + 2 * m], strict=True
+        )
         if v is not None and ts is not None
     }
     token = int(record[-1])

@@ -126,9 +126,9 @@ class TableRun:
     """One table of a job."""
 
     def __init__(
-        self, applier: Applier, session: Any, job_id: int, name: str, options: BackfillOptions
+        self, applier: Applier, session: Any, dsn: str, job_id: int, name: str, options: BackfillOptions
     ) -> None:
-        self.applier, self.session = applier, session
+        self.applier, self.session, self.dsn = applier, session, dsn
         self.job_id, self.name, self.options = job_id, name, options
         keyspace, _, table = name.partition(".")
         self.path = (keyspace, table)
@@ -145,39 +145,55 @@ class TableRun:
         self._beat = 0.0
 
     def run(self, pacer: Pacer, progress: ProgressFactory) -> dict[str, Any]:
+        """Apply the table's open ranges, ``parallel`` at a time; each is claimed first (another runner of
+        the same job may hold it). This run's figures, and the job's for the table."""
         started = time.monotonic()
         with self.applier.pool.connection() as conn:
             ranges = store.open_ranges(conn, self.job_id, self.name)
-            total = next(p["ranges"] for p in store.progress(conn, self.job_id) if p["table"] == self.name)
-            before = sum(int(p["rows"]) for p in store.progress(conn, self.job_id) if p["table"] == self.name)
+        total = self._progress()["ranges"]
         self.tally.done = total - len(ranges)
         update = progress(self.name, total)
         update(self.tally.done, 0)
         remaining = metrics.backfill_ranges_remaining.labels(self.name)
         remaining.set(len(ranges))
+        queue = iter(ranges)
 
-        def one(row: store.RangeRow) -> None:
-            ok = self._range(_Cursor(row, row.resume_from), pacer)
-            with self.tally.lock:
-                self.tally.done += 1 if ok else 0
-                remaining.dec()
-                update(self.tally.done, self.tally.rows)
+        def claimer() -> None:
+            with psycopg.connect(self.dsn, autocommit=True) as session:
+                while (row := next(queue, None)) is not None:
+                    claimed = store.claim_range(session, self.job_id, row)
+                    if claimed is None:
+                        continue  # another runner holds it, or finished it
+                    try:
+                        ok = self._range(_Cursor(claimed, claimed.resume_from), pacer)
+                    finally:
+                        store.release_range(session, self.job_id, claimed)
+                    with self.tally.lock:
+                        self.tally.done += 1 if ok else 0
+                        remaining.dec()
+                        update(self.tally.done, self.tally.rows)
 
         with ThreadPoolExecutor(self.options.parallel, thread_name_prefix="cdc-backfill") as pool:
-            list(pool.map(one, ranges))
+            for future in [pool.submit(claimer) for _ in range(self.options.parallel)]:
+                future.result()
+        stored = self._progress()
         update(total, self.tally.rows)
         seconds = time.monotonic() - started
         return {
             "table": self.name,
-            "rows": before + self.tally.rows,
+            "rows": int(stored["rows"]),
             "rows_this_run": self.tally.rows,
             "ranges": total,
-            "ranges_done": self.tally.done,
-            "ranges_failed": len(self.tally.errors),
+            "ranges_done": int(stored["ranges_done"]),
+            "ranges_failed": int(stored["ranges_failed"]),
             "collections_read_again": self.tally.read_again,
             "seconds": round(seconds, 3),
             "rows_per_second": round(self.tally.rows / seconds) if seconds > 0 else None,
         }
+
+    def _progress(self) -> dict[str, Any]:
+        with self.applier.pool.connection() as conn:
+            return next(p for p in store.progress(conn, self.job_id) if p["table"] == self.name)
 
     def _range(self, cursor: _Cursor, pacer: Pacer) -> bool:
         """Apply one range to its end, retrying dependency failures from the last committed batch."""
@@ -283,12 +299,11 @@ def run(
         tables, errors = [], []
         for name in found["tables"]:
             try:
-                table = TableRun(applier, runtime.session, job_id, name, options)
+                table = TableRun(applier, runtime.session, dsn, job_id, name, options)
                 tables.append(table.run(pacer, progress))
             except Exception as error:  # the table is unknown, quarantined, ...: the others still run
                 errors.append(f"{name}: {type(error).__name__}: {error}")
         with psycopg.connect(dsn, autocommit=True) as conn:
-            errors = [*errors, *store.range_errors(conn, job_id)]
             return store.finish_job(conn, job_id, {"tables": tables}, errors)
     finally:
         runtime.close()

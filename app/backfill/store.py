@@ -21,6 +21,8 @@ from models.token_ranges import TokenRange
 @dataclass(frozen=True)
 class RangeRow:
     table: str
+    ordinal: int
+    """The range's number within its job (its claim's advisory lock key)."""
     token_range: TokenRange
     position: int | None
     """The last token applied (the range resumes after it); None: not started."""
@@ -46,8 +48,12 @@ def start_job(
     job_id = int(row[0])
     with conn.cursor() as cur:
         cur.executemany(
-            'INSERT INTO _cdc_backfill_ranges (job_id, "table", range_start, range_end) VALUES (%s, %s, %s, %s)',
-            [(job_id, table, r.start, r.end) for table in tables for r in split(ranges)],
+            'INSERT INTO _cdc_backfill_ranges (job_id, "table", ordinal, range_start, range_end) '
+            "VALUES (%s, %s, %s, %s, %s)",
+            [
+                (job_id, table, i, r.start, r.end)
+                for i, (table, r) in enumerate((t, r) for t in tables for r in split(ranges))
+            ],
         )
     return job_id
 
@@ -55,11 +61,34 @@ def start_job(
 def open_ranges(conn: Connection[Any], job_id: int, table: str) -> list[RangeRow]:
     """The table's ranges not done (pending or failed), in token order."""
     found = conn.execute(
-        """SELECT range_start, range_end, position, rows FROM _cdc_backfill_ranges
+        """SELECT ordinal, range_start, range_end, position, rows FROM _cdc_backfill_ranges
            WHERE job_id = %s AND "table" = %s AND status <> 'done' ORDER BY range_start""",
         (job_id, table),
     ).fetchall()
-    return [RangeRow(table, TokenRange(int(s), int(e)), p, int(n)) for s, e, p, n in found]
+    return [RangeRow(table, o, TokenRange(int(s), int(e)), p, int(n)) for o, s, e, p, n in found]
+
+
+def claim_range(conn: Connection[Any], job_id: int, row: RangeRow) -> RangeRow | None:
+    """Take a range for this session (``conn``, autocommit): a session-level advisory lock on (job, ordinal),
+    released by :func:`release_range` or when the session ends (a killed runner's ranges are free at once).
+    The range as stored now, or None if another session holds it or it is done. Several runners (``cdc
+    backfill --resume JOB`` in more processes, on more machines) so share one job's ranges."""
+    locked = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (job_id, row.ordinal)).fetchone()
+    if not locked or not locked[0]:
+        return None
+    found = conn.execute(
+        """SELECT position, rows, status FROM _cdc_backfill_ranges
+           WHERE job_id = %s AND "table" = %s AND range_start = %s""",
+        (job_id, row.table, row.token_range.start),
+    ).fetchone()
+    if found is None or found[2] == "done":
+        release_range(conn, job_id, row)
+        return None
+    return RangeRow(row.table, row.ordinal, row.token_range, found[0], int(found[1]))
+
+
+def release_range(conn: Connection[Any], job_id: int, row: RangeRow) -> None:
+    conn.execute("SELECT pg_advisory_unlock(%s, %s)", (job_id, row.ordinal))
 
 
 def save_batch(
@@ -117,12 +146,22 @@ def range_errors(conn: Connection[Any], job_id: int) -> list[str]:
 def finish_job(
     conn: Connection[Any], job_id: int, report: dict[str, Any], errors: Sequence[str]
 ) -> dict[str, Any]:
+    """A runner's end: the job is ``done`` when every range is, ``failed`` when none is left pending but some
+    failed (or a table could not run), else still ``running`` (another runner holds ranges)."""
+    counts = conn.execute(
+        """SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'failed'),
+               coalesce(sum(rows), 0) FROM _cdc_backfill_ranges WHERE job_id = %s""",
+        (job_id,),
+    ).fetchone()
+    pending, failed, rows = counts if counts is not None else (0, 0, 0)
+    status = "failed" if errors else "running" if pending else "failed" if failed else "done"
+    errors = [*errors, *range_errors(conn, job_id)]
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            """UPDATE _cdc_backfill_jobs SET status = %s, finished_at = now(), errors = %s, report = %s,
-                   rows = (SELECT coalesce(sum(rows), 0) FROM _cdc_backfill_ranges WHERE job_id = %s)
+            """UPDATE _cdc_backfill_jobs SET status = %s, errors = %s, report = %s, rows = %s,
+                   finished_at = CASE WHEN %s = 'running' THEN NULL ELSE now() END
                WHERE id = %s RETURNING *""",
-            ("failed" if errors else "done", Jsonb(list(errors)), Jsonb(report), job_id, job_id),
+            (status, Jsonb(list(errors)), Jsonb(report), rows, status, job_id),
         )
         found = cur.fetchone()
     assert found is not None

@@ -269,7 +269,7 @@ META_DDL: tuple[sql.SQL, ...] = (
         """CREATE TABLE IF NOT EXISTS _cdc_backfill_ranges (
             job_id bigint NOT NULL REFERENCES _cdc_backfill_jobs (id) ON DELETE CASCADE,
             "table" text NOT NULL, range_start bigint NOT NULL, range_end bigint NOT NULL,
-            position bigint, status text NOT NULL DEFAULT 'pending'
+            ordinal integer NOT NULL, position bigint, status text NOT NULL DEFAULT 'pending'
                 CHECK (status IN ('pending', 'done', 'failed')),
             rows bigint NOT NULL DEFAULT 0, batches integer NOT NULL DEFAULT 0, error text,
             updated_at timestamptz, PRIMARY KEY (job_id, "table", range_start))"""

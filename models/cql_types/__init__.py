@@ -11,7 +11,7 @@ Layers, each importing only those above it: ``parsing`` -> ``type_map``, ``value
 """
 
 from models.cql_types.cell_bytes import cell_order_bytes
-from models.cql_types.conversion import debezium_converter, from_debezium, from_driver
+from models.cql_types.conversion import debezium_converter, driver_converter, from_debezium, from_driver
 from models.cql_types.jsonb import JsonbValue, to_json_compatible
 from models.cql_types.numeric import DebeziumModes
 from models.cql_types.parsing import CqlType, UnsupportedType, format_cql_type, parse_cql_type
@@ -24,6 +24,7 @@ __all__ = [
     "UnsupportedType",
     "cell_order_bytes",
     "debezium_converter",
+    "driver_converter",
     "format_cql_type",
     "from_debezium",
     "from_driver",

@@ -110,3 +110,22 @@ def from_driver(t: CqlType, value: object) -> object:
     """cassandra-driver result value -> exactly what :func:`from_debezium` gives for the same data
     (durations collapsed the way Debezium does, inet IPv4-mapped -> IPv4, timestamps to milliseconds)."""
     return convert_or_raise(t, value, lambda: finish(t, to_native(t, value, _scalar_from_driver, "driver")))
+
+
+def driver_converter(t: CqlType) -> Callable[[object], object]:
+    """:func:`from_driver` for one column type, resolved once (the per-row hot path of a backfill scan)."""
+    if not is_scalar(t):
+        return lambda value: None if value is None else from_driver(t, value)
+    fixed = _DRIVER_SCALARS[t.name]
+
+    def convert(value: object) -> object:
+        if value is None:
+            return None
+        try:
+            return fixed(t, value)
+        except ValueMappingError:
+            raise
+        except CONVERSION_ERRORS as error:
+            raise mapping_error(t, value, error) from error
+
+    return convert

@@ -52,3 +52,36 @@ def test_debezium_converter_is_from_debezium_resolved_once() -> None:
         assert debezium_converter(t)(raw) == from_debezium(t, raw)
     with pytest.raises(ValueMappingError, match="CQL date"):
         debezium_converter(parse_cql_type("date"))("2020-01-01")
+
+
+def test_driver_converter_is_from_driver_resolved_once() -> None:
+    import datetime as dt
+    import decimal
+    import ipaddress
+    import uuid
+
+    from cassandra.util import Date, Duration, Time
+
+    from models.cql_types import driver_converter
+
+    for cql, value in (
+        ("int", 5),
+        ("bigint", -(2**63)),
+        ("text", "héllo"),
+        ("decimal", decimal.Decimal("1.10")),
+        ("varint", 10**30),
+        ("timestamp", dt.datetime(2020, 1, 1, 12, 0, 0, 123000)),
+        ("date", Date(dt.date(1999, 12, 31))),
+        ("time", Time(1_000_000_123)),
+        ("duration", Duration(1, 2, 3)),
+        ("inet", ipaddress.ip_address("::ffff:10.0.0.1")),
+        ("uuid", uuid.UUID(int=7)),
+        ("set<int>", {2, 1}),
+        ("map<text, int>", {"b": 1, "a": 2}),
+        ("frozen<tuple<int, text>>", (1, "x")),
+        ("text", None),
+    ):
+        t = parse_cql_type(cql)
+        assert driver_converter(t)(value) == from_driver(t, value), cql
+    with pytest.raises(ValueMappingError, match="CQL int"):
+        driver_converter(parse_cql_type("int"))(2**40)

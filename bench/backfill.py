@@ -1,0 +1,183 @@
+"""Backfill throughput: ``cdc backfill`` (one process: one worker) of a ``BENCH_BACKFILL_ROWS``-row table of
+the benchmark shape (default 1,000,000; ``(id int, c int, name text, v bigint, PRIMARY KEY (id, c))``, as the
+reconciliation benchmark) into an empty mirror at ``--parallel`` 1, 2 and 4, and into a mirror that already
+holds half the rows; rows/s, peak RSS of the backfill process, and the CPU it costs Cassandra and PostgreSQL.
+``BENCH_BACKFILL_REUSE=1`` keeps the Cassandra table an earlier run loaded.
+
+Baseline, measured in the same run: the same token-range scan (same query, pages and ranges) read by the
+driver and thrown away, in one thread: what Cassandra and the driver give before anything is applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from cassandra.cluster import EXEC_PROFILE_DEFAULT
+from cassandra.query import tuple_factory
+
+from app.cassandra_session import connect
+from app.cql import table_name
+from bench.common import Services, header, machine_info, now_iso
+from bench.observe import cpu_seconds, postgres_pids
+from bench.reconcile import KEYSPACE, TABLE, _settings, load_cassandra
+from models.backfill import scan_query
+from models.token_ranges import split
+from stack.config import Settings as StackSettings
+
+ROWS = int(os.environ.get("BENCH_BACKFILL_ROWS", "1000000"))
+RANGES = 256
+PLAN_ROWS = 100_000_000
+TARGET = 20_000
+
+
+def cassandra_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"CassandraDaemon" in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def raw_scan(settings: Any) -> dict[str, Any]:
+    """The baseline: every range read through the driver, nothing applied."""
+    from app.cassandra_schema import table_schema
+
+    cluster, session = connect(settings.cassandra)
+    try:
+        schema = table_schema(cluster, KEYSPACE, TABLE)
+        statement = session.prepare(scan_query(schema, table_name(KEYSPACE, TABLE)))
+        profile = session.execution_profile_clone_update(EXEC_PROFILE_DEFAULT, row_factory=tuple_factory)
+        started, rows = time.monotonic(), 0
+        for r in split(RANGES):
+            bound = statement.bind((r.start, r.end))
+            bound.fetch_size = 1000
+            rows += sum(1 for _ in session.execute(bound, timeout=120, execution_profile=profile))
+        seconds = time.monotonic() - started
+    finally:
+        cluster.shutdown()
+    return {"rows": rows, "seconds": round(seconds, 2), "rows_per_second": round(rows / seconds)}
+
+
+def backfill(s: StackSettings, *args: str) -> dict[str, Any]:
+    """One ``cdc backfill`` process: its JSON summary, wall time, peak RSS, Cassandra's and PostgreSQL's CPU."""
+    env = {
+        **os.environ,
+        "CDC_POSTGRES__DSN": f"postgresql://postgres@{s.host}:{s.pg_port}/cdc",
+        "CDC_CASSANDRA__HOSTS": json.dumps([s.host]),
+        "CDC_CASSANDRA__PORT": str(s.cassandra_port),
+        "CDC_LOG_LEVEL": "WARNING",
+    }
+    cassandra, started_pg = cassandra_pids(), cpu_seconds(postgres_pids())
+    started_c, started = cpu_seconds(cassandra), time.monotonic()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "backfill",
+            f"{KEYSPACE}.{TABLE}",
+            "--ranges",
+            str(RANGES),
+            "--json",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    out, _ = proc.communicate(timeout=7200)
+    wall = time.monotonic() - started
+    cassandra_cpu, pg_cpu = cpu_seconds(cassandra) - started_c, cpu_seconds(postgres_pids()) - started_pg
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    [table] = result["tables"]
+    return {
+        "rows": table["rows_this_run"],
+        "seconds": table["seconds"],
+        "rows_per_second": table["rows_per_second"],
+        "wall_s": round(wall, 1),
+        "peak_rss_mib": result["peak_rss_mib"],
+        "cassandra_cpu_cores": round(cassandra_cpu / wall, 2),
+        "postgres_cpu_cores": round(pg_cpu / wall, 2),
+        "status": result["status"],
+    }
+
+
+def empty_mirror(settings: Any) -> None:
+    with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{KEYSPACE}" CASCADE')
+
+
+def half_mirror(settings: Any) -> int:
+    """Remove every other partition from a full mirror (by hand): it then holds half the rows."""
+    with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
+        removed = conn.execute(f'DELETE FROM "{KEYSPACE}"."{TABLE}" WHERE id % 2 = 1').rowcount
+        conn.execute(f'VACUUM ANALYZE "{KEYSPACE}"."{TABLE}"')
+    return removed
+
+
+def run(rows: int = ROWS) -> dict[str, Any]:
+    s = StackSettings.from_env()
+    settings = _settings(s)
+    with Services(["postgres", "cassandra"], s):
+        load_s = 0.0 if os.environ.get("BENCH_BACKFILL_REUSE") else load_cassandra(settings, rows)
+        print(f"  loaded {rows} rows in Cassandra in {load_s:.0f}s", flush=True)
+        baseline = raw_scan(settings)
+        print(f"  raw scan: {baseline}", flush=True)
+        empty = {}
+        for parallel in (1, 2, 4):
+            empty_mirror(settings)
+            empty[parallel] = backfill(s, "--parallel", str(parallel))
+            print(f"  empty mirror, --parallel {parallel}: {empty[parallel]}", flush=True)
+        removed = half_mirror(settings)  # the mirror of the last run is full
+        half = backfill(s, "--parallel", "2")
+        print(f"  half-full mirror ({removed} rows removed), --parallel 2: {half}", flush=True)
+    best = max(empty.values(), key=lambda r: r["rows_per_second"])
+    return {
+        "benchmark": "backfill",
+        "date": now_iso(),
+        "machine": machine_info(s),
+        "parameters": {"rows": rows, "ranges": RANGES, "page_size": 1000, "batch_rows": 2000},
+        "load_s": round(load_s, 1),
+        "raw_scan": baseline,
+        "empty": {str(k): v for k, v in empty.items()},
+        "half_full": {**half, "rows_already_present": rows - removed},
+        "projected_minutes_for_plan": round(PLAN_ROWS / best["rows_per_second"] / 60, 1),
+        "target_rows_per_second": TARGET,
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = header(result)
+    base = result["raw_scan"]["rows_per_second"]
+    lines += [
+        f"Baseline (same scan, read and dropped, one thread): {base:,} rows/s.",
+        "",
+        "| run | rows/s (per worker) | / raw scan | rows | s | peak RSS MiB | Cassandra CPU cores | PostgreSQL CPU cores |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    runs = [(f"empty mirror, --parallel {k}", v) for k, v in result["empty"].items()]
+    runs.append(("mirror holding half the rows, --parallel 2", result["half_full"]))
+    for label, r in runs:
+        lines.append(
+            f"| {label} | {r['rows_per_second']:,} | {r['rows_per_second'] / base:.2f} | {r['rows']:,} "
+            f"| {r['seconds']} | {r['peak_rss_mib']} | {r['cassandra_cpu_cores']} | {r['postgres_cpu_cores']} |"
+        )
+    lines += [
+        "",
+        f"Projected for the plan's 100M rows per table, one worker at its best setting: "
+        f"{result['projected_minutes_for_plan']} min (target {result['target_rows_per_second']:,} rows/s: "
+        f"{PLAN_ROWS / result['target_rows_per_second'] / 60:.0f} min).",
+    ]
+    return "\n".join(lines)
