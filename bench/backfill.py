@@ -1,7 +1,7 @@
 """Backfill throughput: ``cdc backfill`` (one process: one worker) of a ``BENCH_BACKFILL_ROWS``-row table of
 the benchmark shape (default 1,000,000; ``(id int, c int, name text, v bigint, PRIMARY KEY (id, c))``, as the
-reconciliation benchmark) into an empty mirror at ``--parallel`` 1, 2 and 4, and into a mirror that already
-holds half the rows; rows/s, peak RSS of the backfill process, and the CPU it costs Cassandra and PostgreSQL.
+reconciliation benchmark) into an empty mirror by one worker (one ``cdc backfill`` process) at ``--parallel``
+1, 2 and 4 and by two workers sharing the job, and into a mirror that already holds half the rows; rows/s, peak RSS of the backfill process, and the CPU it costs Cassandra and PostgreSQL.
 ``BENCH_BACKFILL_REUSE=1`` keeps the Cassandra table an earlier run loaded.
 
 Baseline, measured in the same run: the same token-range scan (same query, pages and ranges) read by the
@@ -14,7 +14,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,8 @@ ROWS = int(os.environ.get("BENCH_BACKFILL_ROWS", "1000000"))
 RANGES = 256
 PLAN_ROWS = 100_000_000
 TARGET = 20_000
+SETTINGS = ((1, 1), (2, 1), (4, 1), (2, 2))
+"""(--parallel, processes): one worker at 1, 2 and 4 threads, and two workers sharing the job."""
 
 
 def cassandra_pids() -> list[int]:
@@ -69,48 +73,77 @@ def raw_scan(settings: Any) -> dict[str, Any]:
     return {"rows": rows, "seconds": round(seconds, 2), "rows_per_second": round(rows / seconds)}
 
 
-def backfill(s: StackSettings, *args: str) -> dict[str, Any]:
-    """One ``cdc backfill`` process: its JSON summary, wall time, peak RSS, Cassandra's and PostgreSQL's CPU."""
-    env = {
+class CpuSampler(threading.Thread):
+    """CPU seconds used by the processes ``pids()`` finds, sampled every 0.5 s (PostgreSQL backends come and
+    go with their connections: a backend's time counts up to its last sample)."""
+
+    def __init__(self, pids: Callable[[], list[int]]) -> None:
+        super().__init__(daemon=True)
+        self.pids = pids
+        self.stopping = threading.Event()
+        self.first = {p: cpu_seconds([p]) for p in pids()}
+        self.last: dict[int, float] = dict(self.first)
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.5):
+            for pid in self.pids():
+                self.last[pid] = cpu_seconds([pid])
+
+    def used(self) -> float:
+        self.stopping.set()
+        self.join(2)
+        return sum(v - self.first.get(p, 0.0) for p, v in self.last.items())
+
+
+def _env(s: StackSettings) -> dict[str, str]:
+    return {
         **os.environ,
         "CDC_POSTGRES__DSN": f"postgresql://postgres@{s.host}:{s.pg_port}/cdc",
         "CDC_CASSANDRA__HOSTS": json.dumps([s.host]),
         "CDC_CASSANDRA__PORT": str(s.cassandra_port),
         "CDC_LOG_LEVEL": "WARNING",
     }
-    cassandra, started_pg = cassandra_pids(), cpu_seconds(postgres_pids())
-    started_c, started = cpu_seconds(cassandra), time.monotonic()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "backfill",
-            f"{KEYSPACE}.{TABLE}",
-            "--ranges",
-            str(RANGES),
-            "--json",
-            *args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    out, _ = proc.communicate(timeout=7200)
+
+
+def backfill(s: StackSettings, parallel: int, processes: int = 1) -> dict[str, Any]:
+    """One job run by ``processes`` ``cdc backfill --resume JOB`` processes of ``--parallel`` threads each:
+    rows/s over the job, the largest peak RSS of a process, the CPU cores Cassandra and PostgreSQL used."""
+    from app.backfill import runner
+
+    settings = _settings(s)
+    options = runner.BackfillOptions.from_settings(settings, ranges=RANGES, parallel=parallel)
+    job_id = runner.start(settings, [f"{KEYSPACE}.{TABLE}"], options)
+    samplers = [CpuSampler(cassandra_pids), CpuSampler(postgres_pids)]
+    for sampler in samplers:
+        sampler.start()
+    started = time.monotonic()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "app", "backfill", "--resume", str(job_id), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=_env(s),
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        for _ in range(processes)
+    ]
+    outs = [p.communicate(timeout=7200)[0] for p in procs]
     wall = time.monotonic() - started
-    cassandra_cpu, pg_cpu = cpu_seconds(cassandra) - started_c, cpu_seconds(postgres_pids()) - started_pg
-    result = json.loads(out.decode().strip().splitlines()[-1])
-    [table] = result["tables"]
+    cassandra_cpu, pg_cpu = (sampler.used() for sampler in samplers)
+    results = [json.loads(out.decode().strip().splitlines()[-1]) for out in outs]
+    rows = sum(r["tables"][0]["rows_this_run"] for r in results)
+    seconds = max(r["tables"][0]["seconds"] for r in results)
     return {
-        "rows": table["rows_this_run"],
-        "seconds": table["seconds"],
-        "rows_per_second": table["rows_per_second"],
+        "parallel": parallel,
+        "processes": processes,
+        "rows": rows,
+        "seconds": seconds,
+        "rows_per_second": round(rows / seconds),
         "wall_s": round(wall, 1),
-        "peak_rss_mib": result["peak_rss_mib"],
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in results),
         "cassandra_cpu_cores": round(cassandra_cpu / wall, 2),
         "postgres_cpu_cores": round(pg_cpu / wall, 2),
-        "status": result["status"],
+        "status": sorted({r["status"] for r in results}),
     }
 
 
@@ -136,14 +169,18 @@ def run(rows: int = ROWS) -> dict[str, Any]:
         baseline = raw_scan(settings)
         print(f"  raw scan: {baseline}", flush=True)
         empty = {}
-        for parallel in (1, 2, 4):
+        for parallel, processes in SETTINGS:
             empty_mirror(settings)
-            empty[parallel] = backfill(s, "--parallel", str(parallel))
-            print(f"  empty mirror, --parallel {parallel}: {empty[parallel]}", flush=True)
+            label = f"{processes}x{parallel}"
+            empty[label] = backfill(s, parallel, processes)
+            print(
+                f"  empty mirror, {processes} process(es) x --parallel {parallel}: {empty[label]}", flush=True
+            )
         removed = half_mirror(settings)  # the mirror of the last run is full
-        half = backfill(s, "--parallel", "2")
+        half = backfill(s, 2)
         print(f"  half-full mirror ({removed} rows removed), --parallel 2: {half}", flush=True)
-    best = max(empty.values(), key=lambda r: r["rows_per_second"])
+    per_worker = [r for r in empty.values() if r["processes"] == 1]
+    best = max(per_worker, key=lambda r: r["rows_per_second"])
     return {
         "benchmark": "backfill",
         "date": now_iso(),
@@ -151,7 +188,7 @@ def run(rows: int = ROWS) -> dict[str, Any]:
         "parameters": {"rows": rows, "ranges": RANGES, "page_size": 1000, "batch_rows": 2000},
         "load_s": round(load_s, 1),
         "raw_scan": baseline,
-        "empty": {str(k): v for k, v in empty.items()},
+        "empty": empty,
         "half_full": {**half, "rows_already_present": rows - removed},
         "projected_minutes_for_plan": round(PLAN_ROWS / best["rows_per_second"] / 60, 1),
         "target_rows_per_second": TARGET,
@@ -167,7 +204,10 @@ def markdown(result: dict[str, Any]) -> str:
         "| run | rows/s (per worker) | / raw scan | rows | s | peak RSS MiB | Cassandra CPU cores | PostgreSQL CPU cores |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    runs = [(f"empty mirror, --parallel {k}", v) for k, v in result["empty"].items()]
+    runs = [
+        (f"empty mirror, {v['processes']} worker(s) x --parallel {v['parallel']}", v)
+        for v in result["empty"].values()
+    ]
     runs.append(("mirror holding half the rows, --parallel 2", result["half_full"]))
     for label, r in runs:
         lines.append(
@@ -176,7 +216,7 @@ def markdown(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Projected for the plan's 100M rows per table, one worker at its best setting: "
+        f"Projected for the plan's 100M rows per table, one worker at its best --parallel: "
         f"{result['projected_minutes_for_plan']} min (target {result['target_rows_per_second']:,} rows/s: "
         f"{PLAN_ROWS / result['target_rows_per_second'] / 60:.0f} min).",
     ]

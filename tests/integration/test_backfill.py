@@ -6,7 +6,8 @@
    a worker runs, and a generator keeps writing updates and deletes of the same keys while ``cdc backfill``
    runs, is killed (-9) mid-way, and is resumed. At the end Cassandra and PostgreSQL are equal row by row.
 2. Resume, measured: a backfill killed mid-way and resumed applies every row exactly once: the job's rows
-   equal Cassandra's, and the resumed run reads only the rows the killed one had not committed.
+   equal Cassandra's, and the resumed run reads only the rows the killed one had not committed; the table's
+   transform rules apply to what it copies.
 """
 
 from __future__ import annotations
@@ -37,10 +38,12 @@ from app.testing import (
     wait_applied,
     wait_until,
 )
+from models.transforms import parse_rules
 
 DEFINITION = "p int, c int, v int, w text, tags set<int>, PRIMARY KEY (p, c)"
 PARTITIONS, PER_PARTITION = 20_000, 10
 BASE = 1_700_000_000_000_000
+HASH_KEY = "backfill-test-hash-key-0123456789"
 
 
 def _execute(cql: Any, statement: str, params: list[tuple[Any, ...]]) -> None:
@@ -224,8 +227,16 @@ def test_a_resumed_backfill_applies_each_row_once_and_reads_only_what_the_killed
     rows = [(p, c, p * c, f"w{c}", BASE + p) for p in range(3000) for c in range(PER_PARTITION)]
     _execute(cql, f"INSERT INTO {keyspace}.t (p, c, v, w) VALUES (?, ?, ?, ?) USING TIMESTAMP ?", rows)
     host, port = cassandra_contact
+    rules = {f"{keyspace}.t": {"w": {"mask": "hash"}}}
+    transforms = {"CDC_TRANSFORMS": json.dumps(rules), "CDC_TRANSFORM_HASH_KEY": HASH_KEY}
     env = WorkerProcess(
-        [keyspace], tmp_path, free_port(), pg_dsn=pg_dsn, cassandra_host=host, cassandra_port=port
+        [keyspace],
+        tmp_path,
+        free_port(),
+        pg_dsn=pg_dsn,
+        cassandra_host=host,
+        cassandra_port=port,
+        extra_env=transforms,
     )
     table = f"{keyspace}.t"
     proc = backfill_process(
@@ -237,6 +248,11 @@ def test_a_resumed_backfill_applies_each_row_once_and_reads_only_what_the_killed
     assert (rc, result["job_id"], result["status"]) == (0, job_id, "done"), result
     [summary] = result["tables"]
     assert (summary["rows"], summary["rows_this_run"]) == (len(rows), len(rows) - committed)
-    diffs = compare_keyspace(cql, pg_dsn, keyspace, ["t"])
+    # The table's transforms apply to what the backfill copies: w is hashed in the mirror.
+    diffs = compare_keyspace(cql, pg_dsn, keyspace, ["t"], transforms=(parse_rules(rules), HASH_KEY.encode()))
     assert all(d.equal for d in diffs), [d.summary() for d in diffs]
     assert diffs[0].cassandra_rows == diffs[0].postgres_rows == len(rows)
+    with psycopg.connect(pg_dsn) as conn:
+        w = conn.execute(f'SELECT w FROM "{keyspace}"."t" WHERE p = 1 AND c = 3').fetchone()
+    assert w is not None
+    assert len(w[0]) == 64, w
