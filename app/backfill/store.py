@@ -15,6 +15,7 @@ from psycopg import Connection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from app.job_pages import job_page
 from models.token_ranges import TokenRange
 
 
@@ -197,18 +198,5 @@ def job(conn: Connection[Any], job_id: int) -> dict[str, Any] | None:
 
 
 def jobs(conn: Connection[Any], filters: dict[str, Any], limit: int, after: int) -> list[dict[str, Any]]:
-    """Jobs by id (oldest first), filtered by ``status`` and ``table``."""
-    where: list[sql.Composable] = [sql.SQL("id > %s")]
-    params: list[Any] = [after]
-    if filters.get("status"):
-        where.append(sql.SQL("status = %s"))
-        params.append(filters["status"])
-    if filters.get("table"):
-        where.append(sql.SQL("tables ? %s"))
-        params.append(filters["table"])
-    query = sql.SQL("SELECT {} FROM _cdc_backfill_jobs WHERE {} ORDER BY id LIMIT %s").format(
-        sql.SQL(JOB), sql.SQL(" AND ").join(where)
-    )
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, [*params, limit])
-        return [dict(r) for r in cur.fetchall()]
+    """Jobs by id (oldest first), filtered as :data:`app.job_pages.JOB_FILTERS` says."""
+    return job_page(conn, "_cdc_backfill_jobs", JOB, filters, limit, after)

@@ -10,6 +10,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from app.compare import hashable
+from app.job_pages import job_page
 from app.reconcile.engine import Found, RangeReport, TableReport
 from models.reconcile import Candidate, Digest, MismatchType, drift_percent, row_hash
 from models.token_ranges import TokenRange
@@ -146,26 +147,8 @@ def _page(conn: Connection[Any], query: sql.Composed, params: list[Any]) -> list
 
 
 def jobs(conn: Connection[Any], filters: dict[str, Any], limit: int, after: int) -> list[dict[str, Any]]:
-    """Jobs by id (newest last), filtered by ``table`` (``ks.t`` among its tables), ``status``, ``from``/``to``
-    (started at or after / before)."""
-    where: list[sql.Composable] = [sql.SQL("id > %s")]
-    params: list[Any] = [after]
-    if filters.get("table"):
-        where.append(sql.SQL("tables ? %s"))
-        params.append(filters["table"])
-    if filters.get("status"):
-        where.append(sql.SQL("status = %s"))
-        params.append(filters["status"])
-    if filters.get("from"):
-        where.append(sql.SQL("started_at >= %s"))
-        params.append(filters["from"])
-    if filters.get("to"):
-        where.append(sql.SQL("started_at < %s"))
-        params.append(filters["to"])
-    query = sql.SQL("SELECT {} FROM _cdc_reconciliation_jobs WHERE {} ORDER BY id LIMIT %s").format(
-        sql.SQL(JOB), sql.SQL(" AND ").join(where)
-    )
-    return _page(conn, query, [*params, limit])
+    """Jobs by id (newest last), filtered as :data:`app.job_pages.JOB_FILTERS` says."""
+    return job_page(conn, "_cdc_reconciliation_jobs", JOB, filters, limit, after)
 
 
 def job(conn: Connection[Any], job_id: int) -> dict[str, Any] | None:

@@ -203,8 +203,12 @@ def test_the_openapi_document_lists_exactly_the_views_the_worker_serves() -> Non
     from app.api.openapi import PATHS, document
     from app.faust_app import app
 
-    for module in ("health", "dlq", "config", "progress", "schemas", "openapi", "reconciliation"):
-        importlib.import_module(f"agents.api.{module}")
+    import pkgutil
+
+    import agents.api
+
+    for module in pkgutil.iter_modules(agents.api.__path__):
+        importlib.import_module(f"agents.api.{module.name}")
     served: dict[str, set[str]] = {}
     for path, view in app.web.views.items():
         methods = {m.lower() for m in view.get_methods()} - {"head"}
