@@ -177,6 +177,7 @@ class TableRun:
             for future in [pool.submit(claimer) for _ in range(self.options.parallel)]:
                 future.result()
         stored = self._progress()
+        remaining.set(total - int(stored["ranges_done"]) - int(stored["ranges_failed"]))  # others' too
         update(total, self.tally.rows)
         seconds = time.monotonic() - started
         return {

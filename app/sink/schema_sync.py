@@ -39,6 +39,10 @@ WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
 """
 
 
+DDL_LOCK = 0x63646364
+"""The first key of the per-mirror advisory lock :func:`sync` holds (``cdcd``; the second: the mirror's name)."""
+
+
 @dataclass
 class SyncResult:
     version: int | None = None
@@ -143,6 +147,9 @@ def sync(
 ) -> SyncResult:
     """Make the mirror fit ``spec`` (inside the caller's transaction), or report why it cannot."""
     conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{lock_timeout_ms}ms")))
+    # One sync of a table at a time across processes (workers, backfill runners): concurrent CREATE ... IF
+    # NOT EXISTS of one schema or table can fail with a unique violation.
+    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (DDL_LOCK, f"{spec.schema}.{spec.name}"))
     described = describe(spec.source, table_id)
     previous = latest(conn, spec.keyspace, spec.table)
     changes = diff(previous[2] if previous else None, described)

@@ -6,8 +6,8 @@
    a worker runs, and a generator keeps writing updates and deletes of the same keys while ``cdc backfill``
    runs, is killed (-9) mid-way, and is resumed. At the end Cassandra and PostgreSQL are equal row by row.
 2. Resume, measured: a backfill killed mid-way and resumed applies every row exactly once: the job's rows
-   equal Cassandra's, and the resumed run reads only the rows the killed one had not committed; the table's
-   transform rules apply to what it copies.
+   equal Cassandra's, and the two runners that resume it together read only the rows the killed one had not
+   committed, sharing them; the table's transform rules apply to what it copies.
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ def test_a_backfill_killed_and_resumed_under_live_updates_and_deletes_converges_
 
 @pytest.mark.integration
 @pytest.mark.services("postgres", "cassandra")
-def test_a_resumed_backfill_applies_each_row_once_and_reads_only_what_the_killed_run_had_not_committed(
+def test_a_backfill_resumed_by_two_runners_applies_each_row_once_and_reads_only_what_was_not_committed(
     cql: Any, keyspace: str, pg_dsn: str, cassandra_contact: tuple[str, int], tmp_path: Path
 ) -> None:
     create_keyspace(cql, keyspace)
@@ -244,10 +244,30 @@ def test_a_resumed_backfill_applies_each_row_once_and_reads_only_what_the_killed
     )
     job_id, committed = kill_mid_way(pg_dsn, table, proc, 6000)
     assert 6000 <= committed < len(rows), committed
-    rc, result = run_cdc(env, "backfill", "--resume", str(job_id))
-    assert (rc, result["job_id"], result["status"]) == (0, job_id, "done"), result
-    [summary] = result["tables"]
-    assert (summary["rows"], summary["rows_this_run"]) == (len(rows), len(rows) - committed)
+    # Two runners resume the job together: they share its ranges, each applied once.
+    resumed = [
+        subprocess.Popen(
+            [sys.executable, "-m", "app", "backfill", "--resume", str(job_id), "--json"],
+            cwd=REPO,
+            env=env.cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    results = []
+    for runner in resumed:
+        out, _ = runner.communicate(timeout=300)
+        assert runner.returncode == 0, out
+        results.append(json.loads(out.decode().strip().splitlines()[-1]))
+    shares = [r["tables"][0]["rows_this_run"] for r in results]
+    assert sum(shares) == len(rows) - committed, shares
+    assert min(shares) > 0, shares  # both took ranges
+    with psycopg.connect(pg_dsn) as conn:
+        final = conn.execute(
+            "SELECT status, rows FROM _cdc_backfill_jobs WHERE id = %s", (job_id,)
+        ).fetchone()
+    assert final == ("done", len(rows))
     # The table's transforms apply to what the backfill copies: w is hashed in the mirror.
     diffs = compare_keyspace(cql, pg_dsn, keyspace, ["t"], transforms=(parse_rules(rules), HASH_KEY.encode()))
     assert all(d.equal for d in diffs), [d.summary() for d in diffs]

@@ -199,13 +199,11 @@ def test_patch_changes_only_the_hot_subset_validated_by_the_settings_model() -> 
 
 def test_the_openapi_document_lists_exactly_the_views_the_worker_serves() -> None:
     import importlib
-
-    from app.api.openapi import PATHS, document
-    from app.faust_app import app
-
     import pkgutil
 
     import agents.api
+    from app.api.openapi import PATHS, document
+    from app.faust_app import app
 
     for module in pkgutil.iter_modules(agents.api.__path__):
         importlib.import_module(f"agents.api.{module.name}")
