@@ -201,7 +201,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         f"Baseline (same scan, read and dropped, one thread): {base:,} rows/s.",
         "",
-        "| run | rows/s (per worker) | / raw scan | rows | s | peak RSS MiB | Cassandra CPU cores | PostgreSQL CPU cores |",
+        "| run | rows/s (the job) | / raw scan | rows | s | peak RSS MiB | Cassandra CPU cores | PostgreSQL CPU cores |",
         "|---|---|---|---|---|---|---|---|",
     ]
     runs = [

@@ -28,6 +28,7 @@ from app.backfill import store
 from app.backfill.apply import ScannedCollections
 from app.clock import now_us
 from app.cql import table_name
+from app.logging import redact_text
 from app.settings import Settings
 from app.sink.applier import Applier
 from app.sink.failures import classify
@@ -80,9 +81,10 @@ def start(settings: Settings, tables: Sequence[str], options: BackfillOptions, o
     """Record a job and its ranges; its id."""
     from app.sink.checkpoints import ensure_meta
 
+    names = checked_tables(tables)
     with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
         ensure_meta(conn)
-        return store.start_job(conn, checked_tables(tables), options.as_dict(), owner, options.ranges)
+        return store.start_job(conn, names, options.as_dict(), owner, options.ranges)
 
 
 class Pacer:
@@ -118,7 +120,6 @@ class _Tally:
     done: int = 0
     rows: int = 0
     read_again: int = 0
-    errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -214,12 +215,10 @@ class TableRun:
         return False
 
     def _fail(self, cursor: _Cursor, error: BaseException) -> None:
-        text = f"{type(error).__name__}: {error}"
+        text = redact_text(f"{type(error).__name__}: {error}")
         log.error(
             "backfill range failed", table=self.name, range=cursor.row.token_range.as_list(), error=text
         )
-        with self.tally.lock:
-            self.tally.errors.append(text)
         with self.applier.pool.connection() as conn:
             store.fail_range(conn, self.job_id, self.name, cursor.row.token_range, text)
 

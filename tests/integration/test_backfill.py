@@ -276,3 +276,23 @@ def test_a_backfill_resumed_by_two_runners_applies_each_row_once_and_reads_only_
         w = conn.execute(f'SELECT w FROM "{keyspace}"."t" WHERE p = 1 AND c = 3').fetchone()
     assert w is not None
     assert len(w[0]) == 64, w
+
+
+@pytest.mark.integration
+@pytest.mark.services("postgres", "cassandra")
+def test_a_table_cassandra_does_not_have_fails_alone_and_the_job_says_why(
+    cql: Any, keyspace: str, pg_dsn: str, cassandra_contact: tuple[str, int], tmp_path: Path
+) -> None:
+    create_keyspace(cql, keyspace)
+    cql.execute(f"CREATE TABLE {keyspace}.t ({DEFINITION})")
+    cql.execute(f"INSERT INTO {keyspace}.t (p, c, v) VALUES (1, 1, 1)")
+    host, port = cassandra_contact
+    env = WorkerProcess(
+        [keyspace], tmp_path, free_port(), pg_dsn=pg_dsn, cassandra_host=host, cassandra_port=port
+    )
+    rc, result = run_cdc(env, "backfill", f"{keyspace}.nosuch", f"{keyspace}.t", "--ranges", "4")
+    assert (rc, result["status"]) == (1, "failed"), result
+    assert [t["table"] for t in result["tables"]] == [f"{keyspace}.t"]
+    assert result["tables"][0]["rows"] == 1
+    [error] = result["errors"]
+    assert error.startswith(f"{keyspace}.nosuch: UnknownTable"), error

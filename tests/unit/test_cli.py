@@ -74,3 +74,13 @@ def test_a_bad_setting_exits_2_naming_the_key_before_any_command_runs() -> None:
         done = cdc(*args, CDC_SINK__BATCH_SIZE="0")
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert "sink.batch_size (env CDC_SINK__BATCH_SIZE)" in done.stderr
+
+
+def test_backfill_without_a_qualified_table_is_a_usage_error_before_connecting() -> None:
+    for args, message in ((["backfill"], "at least one table"), (["backfill", "nodot"], "'nodot'")):
+        done = cdc(*args, CDC_POSTGRES__DSN="postgresql://nobody@127.0.0.1:1/none")
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr
+    done = cdc("backfill", "--resume", "3", "ks.t")
+    assert done.returncode == 2
+    assert "--resume JOB takes no tables" in done.stderr
