@@ -141,15 +141,18 @@ def _mutations(
 ) -> list[Mutation]:
     """One write per write time of simple cells, one per collection (a read-back hint of its own, so no
     simple cell's TTL is taken for its elements'), and the marker on the oldest (see the module's note)."""
-    times = [*by_ts, *(r.newest_ts for r in collections.values() if r.newest_ts is not None)]
-    if not times:
-        return [RowWrite(key, read_us, {}, marker=True)]  # alive by its marker alone
-    oldest = min(times)
     marker_expires = (
         max(e for e in expiries if e is not None)
         if expiries and not collections and all(e is not None for e in expiries)
         else None
     )
+    if len(by_ts) == 1 and not collections:  # the common row: every cell written at one time
+        ((ts, cells),) = by_ts.items()
+        return [RowWrite(key, ts, cells, True, marker_expires)]
+    times = [*by_ts, *(r.newest_ts for r in collections.values() if r.newest_ts is not None)]
+    if not times:
+        return [RowWrite(key, read_us, {}, marker=True)]  # alive by its marker alone
+    oldest = min(times)
     found: list[Mutation] = [
         RowWrite(key, ts, cells, ts == oldest, marker_expires if ts == oldest else None)
         for ts, cells in sorted(by_ts.items())

@@ -8,13 +8,14 @@ has the type of its transformed value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
 from models.cql_types import pg_type
 from models.mutations import Key
 from models.table_schema import Column, TableSchema
-from models.token import partition_token
+from models.token import token_function
 from models.transforms import TransformPlan
 
 
@@ -83,7 +84,11 @@ class MirrorSpec:
 
     def token_of(self, partition: Key) -> int | None:
         """Murmur3 token of a partition key (stored as ``_cdc_token`` for reconciliation)."""
-        return partition_token(tuple(c.type for c in self.source.partition_key), partition)
+        return self._token(partition)
+
+    @cached_property
+    def _token(self) -> Callable[[Key], int | None]:
+        return token_function(tuple(c.type for c in self.source.partition_key))
 
 
 def spec_for(

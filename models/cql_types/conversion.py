@@ -17,7 +17,7 @@ from models.cql_types.numeric import (
     varint_from_driver,
 )
 from models.cql_types.parsing import CqlType, Native, is_scalar
-from models.cql_types.scalars import SHARED_SCALARS, ScalarConverter
+from models.cql_types.scalars import INT_RANGE, SHARED_SCALARS, ScalarConverter
 from models.cql_types.structures import finish, to_native
 from models.cql_types.temporal import (
     date_from_days,
@@ -117,10 +117,15 @@ def driver_converter(t: CqlType) -> Callable[[object], object]:
     if not is_scalar(t):
         return lambda value: None if value is None else from_driver(t, value)
     fixed = _DRIVER_SCALARS[t.name]
+    bounds = INT_RANGE.get(t.name)
+    plain = str if t.name in ("text", "varchar") else None  # (ascii is checked by its converter)
 
     def convert(value: object) -> object:
         if value is None:
             return None
+        kind = type(value)
+        if kind is plain or (kind is int and bounds is not None and bounds[0] <= value < bounds[1]):  # type: ignore[operator]
+            return value  # the common cases, as the converter would return them
         try:
             return fixed(t, value)
         except ValueMappingError:

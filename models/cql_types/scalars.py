@@ -22,7 +22,7 @@ IpAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 ScalarConverter: TypeAlias = Callable[[CqlType, object], Native]
 
 _INT_BITS: Final[Mapping[str, int]] = {"tinyint": 8, "smallint": 16, "int": 32, "bigint": 64, "counter": 64}
-_INT_RANGE: Final[Mapping[str, tuple[int, int]]] = {
+INT_RANGE: Final[Mapping[str, tuple[int, int]]] = {
     name: (-(2 ** (bits - 1)), 2 ** (bits - 1)) for name, bits in _INT_BITS.items()
 }
 """``lo <= value < hi`` per fixed-width type (computed once: this check runs for every integer cell)."""
@@ -33,7 +33,7 @@ def integer_value(t: CqlType, value: object) -> int:
     """An int (not a bool), range-checked for the fixed-width integer types."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise bad_value(t, value, "expected an integer")
-    bounds = _INT_RANGE.get(t.name)
+    bounds = INT_RANGE.get(t.name)
     if bounds is not None and not bounds[0] <= value < bounds[1]:
         raise bad_value(t, value, f"out of range for a {_INT_BITS[t.name]}-bit integer")
     return value
