@@ -138,6 +138,14 @@ class SinkSettings(BaseModel):
     """How long an open circuit holds every caller back before one attempt probes the dependency."""
 
 
+def qualified_tables(value: list[str]) -> list[str]:
+    """``keyspace.table`` names (or ``"*"``), else ValueError naming the first that is not one."""
+    bad = [t for t in value if "." not in t and t != "*"]
+    if bad:
+        raise ValueError(f"{bad[0]!r}: use keyspace.table")
+    return value
+
+
 class ReconcileSettings(BaseModel):
     interval_s: float | None = Field(default=3600.0, gt=0)
     """How often one worker reconciles (``tables``, ``strategy``); None: only on demand."""
@@ -157,13 +165,7 @@ class ReconcileSettings(BaseModel):
     job_stale_s: float = Field(default=300.0, gt=0)
     """A running job without a heartbeat (one per range) for this long is resumed by a worker."""
 
-    @field_validator("tables", "auto_repair")
-    @classmethod
-    def _qualified(cls, value: list[str]) -> list[str]:
-        bad = [t for t in value if "." not in t and t != "*"]
-        if bad:
-            raise ValueError(f"{bad[0]!r}: use keyspace.table")
-        return value
+    _qualified = field_validator("tables", "auto_repair")(classmethod(lambda cls, v: qualified_tables(v)))
 
 
 class BackfillSettings(BaseModel):
@@ -179,6 +181,12 @@ class BackfillSettings(BaseModel):
     batch_rows: int = Field(default=2000, ge=1, le=100_000)
     """Rows per PostgreSQL transaction (a batch ends at a partition boundary: it may hold a few more)."""
     consistency: Literal["ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "ALL"] = "LOCAL_QUORUM"
+    auto: list[str] = []
+    """Tables (``keyspace.table``, or ``"*"`` for all) a worker backfills once it has created their mirror."""
+    auto_check_s: float = Field(default=30.0, gt=0)
+    """How often a worker looks for such new mirrors."""
+
+    _qualified = field_validator("auto")(classmethod(lambda cls, v: qualified_tables(v)))
 
 
 class Settings(BaseSettings):

@@ -200,3 +200,14 @@ def job(conn: Connection[Any], job_id: int) -> dict[str, Any] | None:
 def jobs(conn: Connection[Any], filters: dict[str, Any], limit: int, after: int) -> list[dict[str, Any]]:
     """Jobs by id (oldest first), filtered as :data:`app.job_pages.JOB_FILTERS` says."""
     return job_page(conn, "_cdc_backfill_jobs", JOB, filters, limit, after)
+
+
+def never_backfilled(conn: Connection[Any]) -> list[str]:
+    """Tables whose mirror a worker created (``_cdc_schema_metadata``) and that no backfill job covers."""
+    rows = conn.execute(
+        """SELECT DISTINCT m.keyspace || '.' || m."table" AS name FROM _cdc_schema_metadata m
+           WHERE m.action = 'created' AND NOT EXISTS (
+               SELECT 1 FROM _cdc_backfill_jobs j WHERE j.tables ? (m.keyspace || '.' || m."table"))
+           ORDER BY name"""
+    ).fetchall()
+    return [r[0] for r in rows]

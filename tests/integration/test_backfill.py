@@ -296,3 +296,44 @@ def test_a_table_cassandra_does_not_have_fails_alone_and_the_job_says_why(
     assert result["tables"][0]["rows"] == 1
     [error] = result["errors"]
     assert error.startswith(f"{keyspace}.nosuch: UnknownTable"), error
+
+
+@pytest.mark.integration
+@pytest.mark.services("postgres", "kafka", "cassandra", "debezium")
+def test_a_table_named_in_backfill_auto_is_backfilled_once_a_worker_has_created_its_mirror(
+    cql: Any,
+    keyspace: str,
+    start_worker: Any,
+    pg_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    agent_log: Path,
+    topics: list[str],
+) -> None:
+    topics.append(f"{topic_prefix}.{keyspace}.t")
+    create_cdc_keyspace(cql, keyspace, {"t": DEFINITION}, topic_prefix, kafka_bootstrap, agent_log)
+    cql.execute(f"ALTER TABLE {keyspace}.t WITH cdc = false")
+    time.sleep(3)  # the agent hears of it: these rows are not captured
+    rows = [(p, c, p + c, "old", BASE + p) for p in range(100) for c in range(5)]
+    _execute(cql, f"INSERT INTO {keyspace}.t (p, c, v, w) VALUES (?, ?, ?, ?) USING TIMESTAMP ?", rows)
+    auto = {
+        "CDC_BACKFILL__AUTO": json.dumps([f"{keyspace}.t"]),
+        "CDC_BACKFILL__AUTO_CHECK_S": "1",
+        "CDC_BACKFILL__RANGES": "8",
+    }
+    start_worker([keyspace], extra_env=auto)
+
+    def job() -> tuple[Any, ...] | None:
+        with psycopg.connect(pg_dsn) as conn:
+            return conn.execute(
+                "SELECT status, rows, options->>'trigger' FROM _cdc_backfill_jobs WHERE tables = %s::jsonb",
+                (json.dumps([f"{keyspace}.t"]),),
+            ).fetchone()
+
+    found = wait_until(
+        lambda: (j := job()) is not None and j[0] != "running" and j, 120, "no automatic backfill"
+    )
+    assert found == ("done", len(rows), "auto"), found
+    diffs = compare_keyspace(cql, pg_dsn, keyspace, ["t"])
+    assert all(d.equal for d in diffs), [d.summary() for d in diffs]
+    assert diffs[0].postgres_rows == len(rows)
