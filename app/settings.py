@@ -173,7 +173,7 @@ class BackfillSettings(BaseModel):
 
     ranges: int = Field(default=256, ge=1, le=1_000_000)
     """Token ranges each table is split into (the unit of parallelism and of resuming)."""
-    parallel: int = Field(default=2, ge=1, le=64)
+    parallel: int = Field(default=4, ge=1, le=64)
     """Ranges read and applied at once."""
     rate: float | None = Field(default=None, gt=0)
     """At most this many rows per second over the whole job (None: as fast as it goes)."""

@@ -21,7 +21,7 @@ EXIT_FAILED = 1
 
 @click.command(name="backfill")
 @click.argument("tables", nargs=-1)
-@click.option("--parallel", type=click.IntRange(1, 64), help="Ranges applied at once (default 2).")
+@click.option("--parallel", type=click.IntRange(1, 64), help="Ranges applied at once (default 4).")
 @click.option("--rate", type=click.FloatRange(min=1), help="At most this many rows per second.")
 @click.option(
     "--ranges",

@@ -47,7 +47,7 @@ HEARTBEAT_S = 5.0
 @dataclass(frozen=True)
 class BackfillOptions:
     ranges: int = 256
-    parallel: int = 2
+    parallel: int = 4
     rate: float | None = None
     page_size: int = 1000
     batch_rows: int = 2000
