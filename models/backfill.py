@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cassandra.metadata import protect_name
 
@@ -54,6 +54,7 @@ class RowLayout:
     convert_simple: tuple[Convert, ...] = ()
     convert_multi: tuple[Convert, ...] = ()
     """Driver value -> the sink's value, per column (:func:`driver_converter`, resolved once)."""
+    simple_names: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, schema: TableSchema) -> RowLayout:
@@ -64,7 +65,15 @@ class RowLayout:
         def converters(columns: tuple[Column, ...]) -> tuple[Convert, ...]:
             return tuple(driver_converter(c.type) for c in columns)
 
-        return cls(keys, simple, multi, converters(keys), converters(simple), converters(multi))
+        return cls(
+            keys,
+            simple,
+            multi,
+            converters(keys),
+            converters(simple),
+            converters(multi),
+            tuple(c.name for c in simple),
+        )
 
     def selection(self) -> list[str]:
         """The selected expressions after the key columns (every name protected)."""
@@ -91,8 +100,7 @@ def scan_query(schema: TableSchema, keyspace_table: str) -> str:
     )
 
 
-@dataclass(frozen=True)
-class ScannedRow:
+class ScannedRow(NamedTuple):
     """One backfilled row: its key (the sink's values), the partition's token, the mutations that carry its
     cells, and its non-frozen collections as Cassandra holds them (for the read-back, see
     :mod:`app.backfill.apply`)."""
@@ -105,31 +113,32 @@ class ScannedRow:
 
 def scanned_row(layout: RowLayout, record: Sequence[Any], read_us: int, now_us: int) -> ScannedRow:
     """A scanned row (:func:`scan_query`'s columns) as mutations; ``read_us``: when its page was requested,
-    ``now_us``: the clock TTLs count from."""
+    ``now_us``: the clock TTLs count from. (The per-row hot path of a backfill: no ``strict`` zips, the
+    layout's names and converters precomputed.)"""
     k, n, m = len(layout.keys), len(layout.simple), len(layout.multi)
-    key = tuple(f(v) for f, v in zip(layout.convert_keys, record[:k], strict=True))
-    at = k
-    values, times, ttls = record[at : at + n], record[at + n : at + 2 * n], record[at + 2 * n : at + 3 * n]
-    at += 3 * n
+    key = tuple([f(v) for f, v in zip(layout.convert_keys, record[:k], strict=False)])
     by_ts: dict[int, dict[str, CellWrite]] = {}
     expiries: list[int | None] = []
-    for column, convert, value, ts, ttl in zip(
-        layout.simple, layout.convert_simple, values, times, ttls, strict=True
-    ):
+    for i, (name, convert) in enumerate(zip(layout.simple_names, layout.convert_simple, strict=False)):
+        value, ts = record[k + i], record[k + n + i]
         if value is None or ts is None:
             continue  # no live cell: the backfill adds only what Cassandra holds
-        expires = now_us + int(ttl) * 1_000_000 if ttl else None
+        ttl = record[k + 2 * n + i]
+        expires = now_us + ttl * 1_000_000 if ttl else None
         expiries.append(expires)
-        by_ts.setdefault(int(ts), {})[column.name] = CellWrite(convert(value), expires)
-    collections = {
-        c.name: ReadBack(convert(v), int(ts))
+        cells = by_ts.get(ts)
+        if cells is None:
+            cells = by_ts[ts] = {}
+        cells[name] = CellWrite(convert(value), expires)
+    collections: dict[str, ReadBack] = {}
+    if m:
+        at = k + 3 * n
         for c, convert, v, ts in zip(
-            layout.multi, layout.convert_multi, record[at : at + m], record[at + m : at + 2 * m], strict=True
-        )
-        if v is not None and ts is not None
-    }
-    token = int(record[-1])
-    return ScannedRow(key, token, _mutations(key, by_ts, collections, expiries, read_us), collections)
+            layout.multi, layout.convert_multi, record[at : at + m], record[at + m :], strict=False
+        ):
+            if v is not None and ts is not None:
+                collections[c.name] = ReadBack(convert(v), ts)
+    return ScannedRow(key, record[-1], _mutations(key, by_ts, collections, expiries, read_us), collections)
 
 
 def _mutations(

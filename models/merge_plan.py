@@ -85,9 +85,10 @@ class _Fold:
 
     def covering(self, key: Key) -> int | None:
         shape = self.shape
-        return self.parts.get(shape.partition_of(key), NO_TOMBSTONES).covering_ts(
-            shape.clustering_of(key), shape.descending
-        )
+        found = self.parts.get(shape.partition_of(key))
+        if found is None:  # the common case: no partition or range tombstone
+            return None
+        return found.covering_ts(shape.clustering_of(key), shape.descending)
 
     def row(self, m: RowWrite | RowDelete) -> None:
         old = self.state.get(m.key, EMPTY_ROW)

@@ -123,7 +123,7 @@ class MirrorStore:
         with conn.cursor().copy(query) as copy:
             for row in rows:
                 if wrap:
-                    row = list(row)
+                    row = row if type(row) is list else list(row)  # a list is the caller's own (mirror_row)
                     for i in wrap:
                         if row[i] is not None and not isinstance(row[i], Jsonb):
                             row[i] = _jsonb(row[i])
