@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import Connection
+from psycopg import Connection, errors
 
 
 class Fenced(Exception):
@@ -33,10 +33,19 @@ class Claim:
 
 
 def ensure_meta(conn: Connection[Any]) -> None:
+    """Create the sink's own tables if they are missing. Two processes doing it at once (a worker and ``cdc
+    backfill`` starting on a fresh database) can both pass ``IF NOT EXISTS`` and one fail with a unique
+    violation: that statement runs again (each in its own transaction or savepoint, so nothing else waits
+    on it)."""
     from app.sink.ddl import META_DDL
 
     for statement in META_DDL:
-        conn.execute(statement)
+        try:
+            with conn.transaction():
+                conn.execute(statement)
+        except (errors.UniqueViolation, errors.DuplicateTable, errors.DuplicateObject):
+            with conn.transaction():
+                conn.execute(statement)  # the other process has created it: now IF NOT EXISTS holds
 
 
 def claim(

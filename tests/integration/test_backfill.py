@@ -171,6 +171,19 @@ def kill_mid_way(pg_dsn: str, table: str, proc: subprocess.Popen[bytes], rows: i
     return job_id, committed
 
 
+def capture_paused(
+    cql: Any, keyspace: str, topic_prefix: str, bootstrap: str, agent_log: Path, topics: list[str]
+) -> str:
+    """``keyspace.t``, captured by the agent, then with its capture off: what is written next is not; its
+    topic (recorded in ``topics``)."""
+    topic = f"{topic_prefix}.{keyspace}.t"
+    topics.append(topic)
+    create_cdc_keyspace(cql, keyspace, {"t": DEFINITION}, topic_prefix, bootstrap, agent_log)
+    cql.execute(f"ALTER TABLE {keyspace}.t WITH cdc = false")
+    time.sleep(3)  # the agent hears of it
+    return topic
+
+
 @pytest.mark.integration
 @pytest.mark.services("postgres", "kafka", "cassandra", "debezium")
 def test_a_backfill_killed_and_resumed_under_live_updates_and_deletes_converges_row_by_row(
@@ -183,11 +196,7 @@ def test_a_backfill_killed_and_resumed_under_live_updates_and_deletes_converges_
     agent_log: Path,
     topics: list[str],
 ) -> None:
-    topic = f"{topic_prefix}.{keyspace}.t"
-    topics.append(topic)
-    create_cdc_keyspace(cql, keyspace, {"t": DEFINITION}, topic_prefix, kafka_bootstrap, agent_log)
-    cql.execute(f"ALTER TABLE {keyspace}.t WITH cdc = false")
-    time.sleep(3)  # the agent hears of it: what follows is not captured
+    topic = capture_paused(cql, keyspace, topic_prefix, kafka_bootstrap, agent_log, topics)
     preload(cql, keyspace)
     cql.execute(f"ALTER TABLE {keyspace}.t WITH cdc = true")
     time.sleep(3)
@@ -310,10 +319,7 @@ def test_a_table_named_in_backfill_auto_is_backfilled_once_a_worker_has_created_
     agent_log: Path,
     topics: list[str],
 ) -> None:
-    topics.append(f"{topic_prefix}.{keyspace}.t")
-    create_cdc_keyspace(cql, keyspace, {"t": DEFINITION}, topic_prefix, kafka_bootstrap, agent_log)
-    cql.execute(f"ALTER TABLE {keyspace}.t WITH cdc = false")
-    time.sleep(3)  # the agent hears of it: these rows are not captured
+    capture_paused(cql, keyspace, topic_prefix, kafka_bootstrap, agent_log, topics)
     rows = [(p, c, p + c, "old", BASE + p) for p in range(100) for c in range(5)]
     _execute(cql, f"INSERT INTO {keyspace}.t (p, c, v, w) VALUES (?, ?, ?, ?) USING TIMESTAMP ?", rows)
     auto = {
