@@ -11,9 +11,9 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg
 import structlog
 
+from app import pg_connection
 from app.backfill import runner, store
 from app.faust_app import app
 from app.settings import Settings, get_settings
@@ -82,7 +82,7 @@ async def backfill_new_mirrors() -> None:
 def _start_due(settings: Settings) -> tuple[int, list[str]] | None:
     """Under :data:`AUTO_LOCK`: record one job for the new mirrors ``backfill.auto`` names (None: none)."""
     auto = settings.backfill.auto
-    with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
+    with pg_connection.connect(settings, autocommit=True) as conn:
         locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (AUTO_LOCK,)).fetchone()
         if not locked or not locked[0]:
             return None

@@ -11,9 +11,9 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg
 import structlog
 
+from app import pg_connection
 from app.faust_app import app
 from app.reconcile import jobs, store
 from app.settings import get_settings
@@ -80,7 +80,7 @@ async def scheduled_reconciliation() -> None:
     if interval is None or busy():
         return
     try:
-        due = await asyncio.to_thread(_claim_schedule, settings.postgres.dsn.get_secret_value(), interval)
+        due = await asyncio.to_thread(_claim_schedule, interval)
     except Exception:
         log.exception("reconciliation schedule check failed; next tick retries")
         return
@@ -93,11 +93,11 @@ async def scheduled_reconciliation() -> None:
     task.add_done_callback(state.running.discard)
 
 
-def _claim_schedule(dsn: str, interval: float) -> tuple[int, list[str]] | None:
+def _claim_schedule(interval: float) -> tuple[int, list[str]] | None:
     """Under the schedule's advisory lock: if no scheduled job started within 90 % of the interval, record
     one (job id, tables); else None. Two workers' timers never both start one."""
     settings = get_settings()
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with pg_connection.connect(settings, autocommit=True) as conn:
         locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (SCHEDULE_LOCK,)).fetchone()
         if not locked or not locked[0]:
             return None
@@ -125,7 +125,7 @@ async def resume_stale_jobs() -> None:
     stale = settings.reconcile.job_stale_s
 
     def claim() -> int | None:
-        with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
+        with pg_connection.connect(settings, autocommit=True) as conn:
             for job in store.resumable(conn, stale):
                 if store.claim_stale(conn, int(job["id"]), owner, stale):
                     return int(job["id"])

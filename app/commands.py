@@ -8,6 +8,7 @@ from typing import Any
 import click
 from faust.cli import AppCommand, argument, option
 
+from app import pg_connection
 from app.faust_app import app
 from app.settings import get_settings
 
@@ -75,13 +76,11 @@ async def offsets(
     reset where a partition resumes: `cdc offsets reset TOPIC [--partition P] --to earliest|latest|N`."""
     import json
 
-    import psycopg
-
     from app import offsets as ops
 
     settings = get_settings()
     group = group or settings.app_id
-    with psycopg.connect(settings.postgres.dsn.get_secret_value()) as conn:
+    with pg_connection.connect(settings) as conn:
         rows = [r for r in ops.checkpoints(conn, group, topic) if partition is None or r[1] == partition]
         bounds = await ops.kafka_bounds(settings.kafka.bootstrap_servers, [(t, p) for t, p, _, _ in rows])
         current = ops.report(rows, bounds)
@@ -136,8 +135,6 @@ async def schema(self: AppCommand, action: str, table: str, rebuild: bool, as_js
     from PostgreSQL's offsets within one schema check)."""
     import json
 
-    import psycopg
-
     from app.sink import ddl
     from app.sink.schema_sync import latest, record, versions
     from models.mirror_spec import spec_for
@@ -147,7 +144,7 @@ async def schema(self: AppCommand, action: str, table: str, rebuild: bool, as_js
     if not name:
         raise click.UsageError("TABLE is keyspace.table")
     settings = get_settings()
-    with psycopg.connect(settings.postgres.dsn.get_secret_value()) as conn:
+    with pg_connection.connect(settings) as conn:
         if action == "show":
             found = versions(conn, keyspace, name)
             if as_json:

@@ -93,3 +93,10 @@ backfill_rows = Counter(
 backfill_ranges_remaining = Gauge(
     "cdc_backfill_ranges_remaining", "Token ranges a running backfill has still to apply", ["table"]
 )
+vault_lease_remaining = Gauge(
+    "cdc_vault_lease_seconds_remaining", "Seconds until the current Vault lease ends, per use", ["use"]
+)
+vault_errors = Counter("cdc_vault_errors_total", "Failed Vault calls, per operation", ["operation"])
+vault_rotations = Counter(
+    "cdc_vault_credential_rotations_total", "Dynamic credentials replaced by new ones, per use", ["use"]
+)

@@ -15,7 +15,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
-from app import metrics
+from app import metrics, pg_connection
 from app.cassandra_session import connect
 from app.dlq.replay import Progress, Replayer, run_job
 from app.dlq.sealing import sealer_for
@@ -39,7 +39,7 @@ SCHEMA_COLUMNS = 'id, keyspace, "table", version, action, cql_schema, changes, d
 SendDeadLetter = Callable[[bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[Awaitable[Any]]]
 """Sends one DLQ record; what it returns resolves when the broker acknowledges it."""
 
-DEPENDENCIES = ("postgres", "cassandra", "registry", "sink")
+DEPENDENCIES = ("postgres", "cassandra", "registry", "vault", "sink")
 """The components a failure can belong to (:func:`app.sink.failures.classify`); "sink" is the worker itself."""
 
 
@@ -98,15 +98,14 @@ class Runtime:
                 s.postgres.dsn.get_secret_value(),
                 min_size=s.postgres.pool_min_size,
                 max_size=s.postgres.pool_max_size,
-                # No server-side prepared statements: after a mirror's DDL a cached plan fails with
-                # "cached plan must not change result type" on every pooled connection.
-                kwargs={
-                    "options": f"-c statement_timeout={s.postgres.statement_timeout_ms}",
-                    "prepare_threshold": None,
-                },
+                kwargs=self._connect_kwargs,  # asked per connection: rotated credentials are used at once
                 open=False,
                 name="cdc",
             )
+            credentials = pg_connection.dynamic_credentials(s)
+            if credentials is not None:
+                # On rotation idle connections are closed, those in use when their transaction ends.
+                credentials.on_rotate.append(self.pool.drain)
         self.pool.open(wait=True, timeout=10)
         with self.pool.connection() as conn:
             ensure_meta(conn)
@@ -142,6 +141,20 @@ class Runtime:
             sealer=sealer_for(s),
         )
 
+    def _connect_kwargs(self) -> dict[str, Any]:
+        s = self.settings
+        kwargs = pg_connection.connect_kwargs(s, f"-c statement_timeout={s.postgres.statement_timeout_ms}")
+        # No server-side prepared statements: after a mirror's DDL a cached plan fails with
+        # "cached plan must not change result type" on every pooled connection.
+        return {**kwargs, "prepare_threshold": None}
+
+    def _check_credentials(self) -> None:
+        """Raise :class:`~app.vault.client.VaultUnavailable` when the leased credentials may not be used
+        (Vault unreachable past the grace period, or the lease ended): the caller pauses and retries."""
+        credentials = pg_connection.dynamic_credentials(self.settings)
+        if credentials is not None:
+            credentials.current()
+
     # -- retries ------------------------------------------------------------------------------------------
     async def _retrying(
         self, what: str, fn: Callable[..., Any], *args: Any, unknown_pauses: bool = False
@@ -169,6 +182,7 @@ class Runtime:
             async for attempt in retrying:
                 with attempt:
                     await asyncio.sleep(max(c.wait_s(time.monotonic()) for c in self.circuits.values()))
+                    await asyncio.to_thread(self._check_credentials)
                     result = await asyncio.to_thread(fn, *args)
         finally:
             self._recovered(what)  # succeeded, or failed in a way that does not pause: the dependency answers

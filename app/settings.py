@@ -20,6 +20,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from app.vault.client import VaultRefused, VaultUnavailable
+from app.vault.config import VaultSettings
+from app.vault.refs import is_reference, references
+from app.vault.resolve import nested, read_references
 from models.transforms import Rule, TransformConfigError, hashing_rules, parse_rules
 
 
@@ -28,7 +32,9 @@ class ConfigError(Exception):
 
 
 def long_secret(value: SecretStr | None) -> SecretStr | None:
-    """A secret of at least 16 characters (tokens, keys), or none."""
+    """A secret of at least 16 characters (tokens, keys), or none (a Vault reference is checked once read)."""
+    if value is not None and is_reference(value.get_secret_value()):
+        return value
     if value is not None and len(value.get_secret_value()) < 16:
         raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
     return value
@@ -52,8 +58,26 @@ class KafkaSettings(BaseModel):
         return value
 
 
+TlsVersion = Literal["TLSv1.2", "TLSv1.3"]
+
+
 class PostgresSettings(BaseModel):
     dsn: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:55432/cdc")
+    user: str | None = None
+    """Overrides the DSN's user."""
+    password: SecretStr | None = None
+    """Overrides the DSN's password. May be a Vault reference: ``vault:secret/cdc#pg_password`` (KV v2),
+    or ``vault-db:ROLE`` for dynamic credentials of the database secrets engine (user and password, renewed
+    and rotated while the worker runs)."""
+    role: str | None = None
+    """A role every connection switches to (``SET ROLE`` at connect), so objects created by rotating users
+    are owned by it (``cdc_writer`` with dynamic credentials; README, Security)."""
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    """Overrides the DSN's ``sslmode``; use ``verify-full`` with ``sslrootcert`` in production."""
+    sslrootcert: Path | None = None
+    sslcert: Path | None = None
+    sslkey: Path | None = None
+    ssl_min_protocol_version: TlsVersion = "TLSv1.2"
     pool_min_size: int = Field(default=1, ge=1)
     pool_max_size: int = Field(default=4, ge=1)
     statement_timeout_ms: int = Field(default=60_000, ge=0)
@@ -209,6 +233,7 @@ class Settings(BaseSettings):
     dlq: DlqSettings = DlqSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     backfill: BackfillSettings = BackfillSettings()
+    vault: VaultSettings = VaultSettings()
     transforms: dict[str, dict[str, Any]] = {}
     """Per-table column rules (masking, dropping, timestamp normalization), e.g. in TOML
     ``[transforms."shop.customers"] email = { mask = "email" }`` (README, Transforms). Shape-checked here,
@@ -235,6 +260,18 @@ class Settings(BaseSettings):
                 f"{rule}: transforms need transform_hash_key (env CDC_TRANSFORM_HASH_KEY): it keys "
                 'mask = "hash" and seals the original values kept in dead letters'
             )
+        return self
+
+    @model_validator(mode="after")
+    def _references_have_a_vault(self) -> Settings:
+        found = references(self)
+        dynamic = [
+            key for key, ref in found.items() if ref.startswith("vault-db:") and key != "postgres.password"
+        ]
+        if dynamic:
+            raise ValueError(f"{dynamic[0]}: vault-db: references are for postgres.password only")
+        if found and not self.vault.addr:
+            raise ValueError(f"{next(iter(found))}: a Vault reference needs vault.addr (env CDC_VAULT__ADDR)")
         return self
 
     @property
@@ -281,9 +318,15 @@ def load_settings(**overrides: object) -> Settings:
     if config_file and not Path(config_file).is_file():
         raise ConfigError(f"invalid configuration CDC_CONFIG_FILE: no such file {config_file}")
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        secrets = read_references(settings, settings.vault)
+        if secrets:  # validated again with the values read (e.g. a token's length)
+            settings = Settings(**nested(secrets, into=dict(overrides)))
     except ValidationError as error:
         raise ConfigError(describe_validation_error(error)) from None
+    except (VaultUnavailable, VaultRefused) as error:
+        raise ConfigError(f"invalid configuration vault (env CDC_VAULT__*): {error}") from None
+    return settings
 
 
 @lru_cache(maxsize=1)

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from app import pg_connection
 from app.dlq.cli import json_text
 from app.logging import configured_settings
 from app.reconcile.cli import peak_rss_mib, progress_bar
@@ -127,12 +128,11 @@ def _report(job: dict[str, Any], as_json: bool) -> None:
 
 
 def _show(settings: Settings, job_id: int, as_json: bool) -> None:
-    import psycopg
 
     from app.backfill import store
     from app.sink.checkpoints import ensure_meta
 
-    with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
+    with pg_connection.connect(settings, autocommit=True) as conn:
         ensure_meta(conn)
         found = store.job(conn, job_id)
     if found is None:

@@ -17,13 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import psycopg
 import structlog
 from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT
 from cassandra.query import tuple_factory
 
-from app import metrics
+from app import metrics, pg_connection
 from app.backfill import store
 from app.backfill.apply import ScannedCollections
 from app.clock import now_us
@@ -82,7 +81,7 @@ def start(settings: Settings, tables: Sequence[str], options: BackfillOptions, o
     from app.sink.checkpoints import ensure_meta
 
     names = checked_tables(tables)
-    with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
+    with pg_connection.connect(settings, autocommit=True) as conn:
         ensure_meta(conn)
         return store.start_job(conn, names, options.as_dict(), owner, options.ranges)
 
@@ -127,9 +126,15 @@ class TableRun:
     """One table of a job."""
 
     def __init__(
-        self, applier: Applier, session: Any, dsn: str, job_id: int, name: str, options: BackfillOptions
+        self,
+        applier: Applier,
+        session: Any,
+        settings: Settings,
+        job_id: int,
+        name: str,
+        options: BackfillOptions,
     ) -> None:
-        self.applier, self.session, self.dsn = applier, session, dsn
+        self.applier, self.session, self.settings = applier, session, settings
         self.job_id, self.name, self.options = job_id, name, options
         keyspace, _, table = name.partition(".")
         self.path = (keyspace, table)
@@ -160,7 +165,7 @@ class TableRun:
         queue = iter(ranges)
 
         def claimer() -> None:
-            with psycopg.connect(self.dsn, autocommit=True) as session:
+            with pg_connection.connect(self.settings, autocommit=True) as session:
                 while (row := next(queue, None)) is not None:
                     claimed = store.claim_range(session, self.job_id, row)
                     if claimed is None:
@@ -283,8 +288,7 @@ def run(
     are read; each resumes after its last committed batch."""
     from app.runtime import Runtime
 
-    dsn = settings.postgres.dsn.get_secret_value()
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with pg_connection.connect(settings, autocommit=True) as conn:
         found = store.job(conn, job_id)
         if found is None:
             raise LookupError(f"no backfill job {job_id}")
@@ -299,11 +303,11 @@ def run(
         tables, errors = [], []
         for name in found["tables"]:
             try:
-                table = TableRun(applier, runtime.session, dsn, job_id, name, options)
+                table = TableRun(applier, runtime.session, settings, job_id, name, options)
                 tables.append(table.run(pacer, progress))
             except Exception as error:  # the table is unknown, quarantined, ...: the others still run
                 errors.append(f"{name}: {type(error).__name__}: {error}")
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        with pg_connection.connect(settings, autocommit=True) as conn:
             return store.finish_job(conn, job_id, {"tables": tables}, errors)
     finally:
         runtime.close()

@@ -19,6 +19,7 @@ import click
 import orjson
 import psycopg
 
+from app import pg_connection
 from app.dlq import store
 from app.dlq.sealing import opened, sealer_for
 from app.logging import configured_settings
@@ -57,7 +58,7 @@ def _plain(value: Any) -> Any:
 def _connection(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
     from app.sink.checkpoints import ensure_meta
 
-    with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
+    with pg_connection.connect(settings, autocommit=True) as conn:
         ensure_meta(conn)
         yield conn
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from app import pg_connection
 from app.dlq.cli import json_text
 from app.logging import configured_settings
 from app.settings import Settings
@@ -241,12 +242,11 @@ def mismatches_command(
 
 
 def _read(fn: Any, filters: dict[str, Any], limit: int, after: int) -> list[dict[str, Any]]:
-    import psycopg
 
     from app.settings import get_settings
     from app.sink.checkpoints import ensure_meta
 
-    with psycopg.connect(get_settings().postgres.dsn.get_secret_value(), autocommit=True) as conn:
+    with pg_connection.connect(get_settings(), autocommit=True) as conn:
         ensure_meta(conn)
         rows: list[dict[str, Any]] = fn(
             conn, {k: v for k, v in filters.items() if v is not None}, limit, after

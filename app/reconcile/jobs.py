@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from app import metrics
+from app import metrics, pg_connection
 from app.reconcile import store
 from app.reconcile.engine import Strategy, TableCheck, TableReport, run_table
 from app.settings import Settings
@@ -88,7 +88,7 @@ def start(settings: Settings, tables: Sequence[str], options: JobOptions) -> tup
     """Record a new job (``running``); its id and its tables (all mirrored ones when none are given)."""
     from app.sink.checkpoints import ensure_meta
 
-    with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
+    with pg_connection.connect(settings, autocommit=True) as conn:
         ensure_meta(conn)
         names = list(tables) or mirrored_tables(conn)
         job_id = store.start_job(conn, options.strategy.value, names, options.job_type, "", options.as_dict())
@@ -108,13 +108,18 @@ def run(
 
     if job_id is None:
         job_id, tables = start(settings, tables, options)
-    dsn = settings.postgres.dsn.get_secret_value()
     cluster, session = connect(settings.cassandra)
-    pool: ConnectionPool[Any] = ConnectionPool(dsn, min_size=1, max_size=options.concurrency + 1, open=True)
+    pool: ConnectionPool[Any] = ConnectionPool(
+        settings.postgres.dsn.get_secret_value(),
+        kwargs=lambda: pg_connection.connect_kwargs(settings),
+        min_size=1,
+        max_size=options.concurrency + 1,
+        open=True,
+    )
     results: list[dict[str, Any]] = []
     errors: list[str] = []
     try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        with pg_connection.connect(settings, autocommit=True) as conn:
             for name in tables:
                 try:
                     summary = _table(settings, cluster, session, pool, conn, job_id, name, options, progress)
@@ -224,7 +229,7 @@ def rerun(
 ) -> dict[str, Any]:
     """Run a job again: only its ranges not finished (failed, or never reached before its runner stopped)
     are read; the findings of the others come from PostgreSQL."""
-    with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
+    with pg_connection.connect(settings, autocommit=True) as conn:
         found = store.job(conn, job_id)
         if found is None:
             raise LookupError(f"no reconciliation job {job_id}")

