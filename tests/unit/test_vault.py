@@ -19,6 +19,10 @@ from app.vault.refs import BadReference, DbRef, KvRef, parse_reference
 from app.vault.resolve import nested, read_references
 
 
+def vault_status() -> str:
+    return health.components["vault"].status
+
+
 # -- references ------------------------------------------------------------------------------------------
 def test_references_parse_and_malformed_ones_are_refused() -> None:
     assert parse_reference("vault:secret/cdc/prod#pg_password") == KvRef("secret", "cdc/prod", "pg_password")
@@ -61,7 +65,8 @@ def test_a_dynamic_reference_is_kept_for_the_lease_and_needs_no_vault_read(
 def test_static_references_are_read_and_validated_again() -> None:
     class Kv:
         def __init__(self, data: dict[str, str]) -> None:
-            self.data, self.read = data, []
+            self.data = data
+            self.read: list[KvRef] = []
 
         def read_kv(self, ref: KvRef) -> SecretStr:
             self.read.append(ref)
@@ -263,7 +268,7 @@ def test_rotation_switches_the_pool_and_revokes_the_old_lease_once_no_session_us
     now[0] = 41.0
     creds.step()
     assert vault.revoked == ["lease1"]
-    assert health.components["vault"].status == "up"
+    assert vault_status() == "up"
 
 
 def test_vault_down_keeps_the_credentials_for_the_grace_period_then_pauses_and_recovers() -> None:
@@ -275,7 +280,7 @@ def test_vault_down_keeps_the_credentials_for_the_grace_period_then_pauses_and_r
     vault.down = True
     now[0] = 5.0
     assert creds.step() == 1.0  # retried soon
-    assert health.components["vault"].status == "warn"
+    assert vault_status() == "warn"
     now[0] = 15.0
     creds.step()
     assert creds.current().user == "user1"  # within the grace period: the cached credentials
@@ -283,12 +288,12 @@ def test_vault_down_keeps_the_credentials_for_the_grace_period_then_pauses_and_r
     creds.step()
     with pytest.raises(VaultUnavailable, match="past the 15 s grace period"):
         creds.current()
-    assert health.components["vault"].status == "down"
+    assert vault_status() == "down"
     vault.down = False
     now[0] = 22.0
     creds.step()  # renewal due (20 s) and Vault answers
     assert creds.current().user == "user1"
-    assert health.components["vault"].status == "up"
+    assert vault_status() == "up"
 
 
 def test_a_refused_renewal_rotates_at_once() -> None:
