@@ -54,6 +54,27 @@ from models.transforms import Rules, compile_plan
 _T = TypeVar("_T")
 
 
+class CqlWriter(threading.Thread):
+    """Writes rows ``(id, v, tags)`` and set additions with CQL until stopped (about 20 statements a second):
+    batches then read collections back. ``count``: rows inserted so far."""
+
+    def __init__(self, cql: Any, keyspace: str, table: str) -> None:
+        super().__init__(daemon=True)
+        self.insert = cql.prepare(f"INSERT INTO {keyspace}.{table} (id, v, tags) VALUES (?, ?, ?)")
+        self.add = cql.prepare(f"UPDATE {keyspace}.{table} SET tags = tags + ? WHERE id = ?")
+        self.cql = cql
+        self.stopped = threading.Event()
+        self.count = 0
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.05):
+            i = self.count
+            self.cql.execute(self.insert, (i, i * 10, {f"t{i}"}))
+            if i > 0:
+                self.cql.execute(self.add, ({f"u{i}"}, i - 1))
+            self.count += 1
+
+
 def wait_until(
     predicate: Callable[[], _T], timeout: float, message: str | Callable[[], str], interval: float = 0.5
 ) -> _T:
@@ -636,9 +657,10 @@ class WorkerProcess:
         return env
 
     def cli_env(self) -> dict[str, str]:
-        """The environment of a ``cdc`` command run against this worker (its endpoints, app id and transform
-        rules)."""
-        rules = {k: v for k, v in self.extra_env.items() if k.startswith("CDC_TRANSFORM")}
+        """The environment of a ``cdc`` command run against this worker (its endpoints, app id, transform
+        rules, Vault settings and PostgreSQL credentials)."""
+        prefixes = ("CDC_TRANSFORM", "CDC_VAULT__", "CDC_POSTGRES__")  # rules, secrets, credentials
+        rules = {k: v for k, v in self.extra_env.items() if k.startswith(prefixes)}
         return {**os.environ, **self.endpoints(), "CDC_APP_ID": self.app_id, **rules}
 
     def start(self) -> None:

@@ -296,3 +296,13 @@ def agent_log(stack_session: StackSession) -> Path:
     """The Debezium agent's log file (what :func:`app.testing.create_cdc_keyspace` waits on)."""
     _need(stack_session, "debezium")
     return stack_session.settings.log_file("debezium")
+
+
+@pytest.fixture(scope="session")
+def vault_admin(stack_session: StackSession) -> Any:
+    """An hvac client with the stack's OpenBao root token."""
+    import hvac
+
+    _need(stack_session, "openbao")
+    settings = stack_session.settings
+    return hvac.Client(url=f"http://{settings.host}:{settings.openbao_port}", token=settings.openbao_token)

@@ -16,7 +16,6 @@ The worker runs as its own non-superuser role, owner of its own database (a supe
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from app.testing import (
+    CqlWriter,
     StartWorker,
     TcpProxy,
     WorkerProcess,
@@ -99,26 +99,6 @@ def database(pg_dsn: str) -> Iterator[Database]:
         db.drop()
 
 
-class Writer(threading.Thread):
-    """Writes rows and set additions with CQL until stopped (about 20 statements a second)."""
-
-    def __init__(self, cql: Any, keyspace: str) -> None:
-        super().__init__(daemon=True)
-        self.insert = cql.prepare(f"INSERT INTO {keyspace}.{TABLE} (id, v, tags) VALUES (?, ?, ?)")
-        self.add = cql.prepare(f"UPDATE {keyspace}.{TABLE} SET tags = tags + ? WHERE id = ?")
-        self.cql = cql
-        self.stopped = threading.Event()
-        self.count = 0
-
-    def run(self) -> None:
-        while not self.stopped.wait(0.05):
-            i = self.count
-            self.cql.execute(self.insert, (i, i * 10, {f"t{i}"}))
-            if i > 0:
-                self.cql.execute(self.add, ({f"u{i}"}, i - 1))
-            self.count += 1
-
-
 def wait_health(
     worker: WorkerProcess, code: int, component: str, status: str, what: str, reason: str = ""
 ) -> dict[str, Any]:
@@ -181,7 +161,7 @@ def test_systemic_faults_pause_the_stream_without_dead_letters_and_it_converges(
             cassandra_port=cassandra.port,
             extra_env={"CDC_SINK__CIRCUIT_PROBE_AFTER_S": "2", "CDC_SINK__BATCH_SIZE": "50"},
         )
-        writer = Writer(cql, keyspace)
+        writer = CqlWriter(cql, keyspace, TABLE)
         writer.start()
         try:
             wait_health(worker, 200, "postgres", "up", "the worker did not become healthy")
