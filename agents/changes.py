@@ -28,6 +28,7 @@ from faust.types import TP
 from app import capture, metrics
 from app.faust_app import app
 from app.health import health
+from app.kafka_auth import client_kwargs
 from app.runtime import Runtime, SendDeadLetter
 from app.settings import get_settings
 from app.sink.applier import Prepared
@@ -628,7 +629,12 @@ async def discover_topics(*, resubscribe: bool) -> None:
     try:
         found = [
             t
-            for t in matching(await list_topics(get_settings().kafka.bootstrap_servers), _all())
+            for t in matching(
+                await list_topics(
+                    get_settings().kafka.bootstrap_servers, auth=client_kwargs(get_settings().kafka)
+                ),
+                _all(),
+            )
             if wanted(t)
         ]
     except UNREACHABLE as error:
@@ -659,7 +665,7 @@ async def capture_coverage() -> None:
         return
     settings = get_settings()
     try:
-        topics = await list_topics(settings.kafka.bootstrap_servers)
+        topics = await list_topics(settings.kafka.bootstrap_servers, auth=client_kwargs(settings.kafka))
     except UNREACHABLE as error:
         log.warning("capture check: topics not listed", error=str(error))
         return

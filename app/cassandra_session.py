@@ -8,6 +8,7 @@ from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from cassandra.policies import DCAwareRoundRobinPolicy
 
+from app import tls
 from app.settings import CassandraSettings
 
 
@@ -30,5 +31,7 @@ def connect(settings: CassandraSettings, keyspace: str | None = None) -> tuple[A
         },
         protocol_version=5,
         connect_timeout=10,
+        # The driver checks each node's certificate against its address when the context checks host names.
+        ssl_context=tls.context(settings.tls) if settings.tls.enabled else None,
     )
     return cluster, cluster.connect(keyspace)

@@ -53,9 +53,10 @@ def run_faust(args: list[str]) -> None:
     """Hand ``args`` to Faust's CLI for our app (it exits)."""
     settings = configured_settings()
     if args[:1] == ["worker"] and not {"--help", "-h"} & set(args):  # help needs no broker
+        from app.kafka_auth import client_kwargs
         from app.topics import wait_for_kafka
 
-        wait_for_kafka(settings.kafka.bootstrap_servers)
+        wait_for_kafka(settings.kafka.bootstrap_servers, client_kwargs(settings.kafka))
         _preflight_transforms(settings)
     import app.commands  # noqa: F401  (registers the project subcommands)
     from app.faust_app import app as faust_app

@@ -10,6 +10,7 @@ from faust.cli import AppCommand, argument, option
 
 from app import pg_connection
 from app.faust_app import app
+from app.kafka_auth import client_kwargs
 from app.settings import get_settings
 
 
@@ -82,7 +83,9 @@ async def offsets(
     group = group or settings.app_id
     with pg_connection.connect(settings) as conn:
         rows = [r for r in ops.checkpoints(conn, group, topic) if partition is None or r[1] == partition]
-        bounds = await ops.kafka_bounds(settings.kafka.bootstrap_servers, [(t, p) for t, p, _, _ in rows])
+        bounds = await ops.kafka_bounds(
+            settings.kafka.bootstrap_servers, [(t, p) for t, p, _, _ in rows], client_kwargs(settings.kafka)
+        )
         current = ops.report(rows, bounds)
         if action == "show":
             if as_json:
@@ -200,7 +203,10 @@ async def _replay_since_creation(
     if not rows or current_id is None:
         return {}
     at = await ops.offsets_at(
-        settings.kafka.bootstrap_servers, {(topic, p) for _, p, _ in rows}, created_ms(current_id)
+        settings.kafka.bootstrap_servers,
+        {(topic, p) for _, p, _ in rows},
+        created_ms(current_id),
+        client_kwargs(settings.kafka),
     )
     replay: dict[str, int] = {}
     for group in sorted({g for g, _, _ in rows}):

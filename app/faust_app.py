@@ -1,5 +1,5 @@
-"""The one Faust application object, at the leaf of our import graph (it imports only :mod:`app.settings`
-and its consumer class, :mod:`app.batching_consumer`).
+"""The one Faust application object, at the leaf of our import graph (it imports only :mod:`app.settings`,
+:mod:`app.kafka_auth` and its consumer class, :mod:`app.batching_consumer`).
 
 Nothing happens when this module is imported: Faust reads its configuration lazily, on first use of
 ``app.conf``, from :func:`faust_options` of the validated settings. Agents, tables and web views live in
@@ -17,6 +17,7 @@ import faust
 from faust.types import TransportT
 
 from app.batching_consumer import BatchingConsumer, BatchingTransport
+from app.kafka_auth import faust_credentials
 from app.settings import Settings, get_settings
 
 DISCOVERED = ("agents", "tables")
@@ -24,9 +25,10 @@ DISCOVERED = ("agents", "tables")
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:
-    """Map our settings onto Faust's (pure, so the safety defaults are unit-tested)."""
+    """Map our settings onto Faust's (pure but for reading TLS files, so the safety defaults are unit-tested)."""
     return {
         "broker": f"kafka://{settings.kafka.bootstrap_servers}",
+        "broker_credentials": faust_credentials(settings.kafka),
         "store": "rocksdb://",
         "datadir": str(settings.data_dir),
         "web_bind": settings.web.host,

@@ -77,9 +77,11 @@ def checkpoints(
     ).fetchall()
 
 
-async def kafka_bounds(bootstrap: str, partitions: Iterable[TP]) -> dict[TP, tuple[int, int]]:
-    """Earliest and end offset of each partition that exists in Kafka."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+async def kafka_bounds(
+    bootstrap: str, partitions: Iterable[TP], auth: Mapping[str, Any] | None = None
+) -> dict[TP, tuple[int, int]]:
+    """Earliest and end offset of each partition that exists in Kafka (``auth``: security arguments)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **(auth or {}))
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()
@@ -117,9 +119,11 @@ def reset(conn: Connection[Any], group: str, offsets: Mapping[TP, int]) -> None:
         )
 
 
-async def offsets_at(bootstrap: str, partitions: Iterable[TP], timestamp_ms: int) -> dict[TP, int | None]:
+async def offsets_at(
+    bootstrap: str, partitions: Iterable[TP], timestamp_ms: int, auth: Mapping[str, Any] | None = None
+) -> dict[TP, int | None]:
     """The first offset of each partition whose record time is at or after ``timestamp_ms`` (None: none)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **(auth or {}))
     await consumer.start()
     try:
         found = await consumer.offsets_for_times({TopicPartition(t, p): timestamp_ms for t, p in partitions})

@@ -20,6 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from app.tls import TlsSettings, TlsVersion
 from app.vault.client import VaultRefused, VaultUnavailable
 from app.vault.config import VaultSettings
 from app.vault.refs import is_reference, references
@@ -42,6 +43,14 @@ def long_secret(value: SecretStr | None) -> SecretStr | None:
 
 class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:59092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """For the worker's consumer and producer and every admin client (SSL: ``kafka.tls``)."""
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    """May be a Vault reference (``vault:secret/cdc#kafka_password``)."""
+    tls: TlsSettings = TlsSettings()
+    """CA, client certificate and verification of the SSL and SASL_SSL protocols (``enabled`` is implied)."""
     topic_prefix: str = "cdc"
     dlq_topic: str = "dlq-events"
     schema_change_topic: str = "schema-changes"
@@ -57,8 +66,13 @@ class KafkaSettings(BaseModel):
             raise ValueError("must be non-empty and must not end with '.'")
         return value
 
-
-TlsVersion = Literal["TLSv1.2", "TLSv1.3"]
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"kafka.sasl_username and kafka.sasl_password: needed by {self.security_protocol}"
+            )
+        return self
 
 
 class PostgresSettings(BaseModel):
@@ -92,11 +106,14 @@ class CassandraSettings(BaseModel):
     local_dc: str = "datacenter1"
     username: str | None = None
     password: SecretStr | None = None
+    """May be a Vault reference (``vault:secret/cdc#cassandra_password``)."""
     keyspaces: list[str] = []
     """Keyspaces to replicate; empty means every keyspace that has a CDC topic."""
     readback_consistency: Literal["ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "ALL", "EACH_QUORUM"] = (
         "LOCAL_QUORUM"
     )
+    tls: TlsSettings = TlsSettings()
+    """Client encryption (``tls.enabled``), verified against ``tls.ca_file`` with the host name by default."""
     """Consistency of the collection read-back: with RF > 1 a lagging replica must not become the truth."""
 
 

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from cassandra.metadata import protect_name
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -60,8 +61,9 @@ class CqlWriter(threading.Thread):
 
     def __init__(self, cql: Any, keyspace: str, table: str) -> None:
         super().__init__(daemon=True)
-        self.insert = cql.prepare(f"INSERT INTO {keyspace}.{table} (id, v, tags) VALUES (?, ?, ?)")
-        self.add = cql.prepare(f"UPDATE {keyspace}.{table} SET tags = tags + ? WHERE id = ?")
+        name = f"{protect_name(keyspace)}.{protect_name(table)}"
+        self.insert = cql.prepare(f"INSERT INTO {name} (id, v, tags) VALUES (?, ?, ?)")  # noqa: S608 - quoted
+        self.add = cql.prepare(f"UPDATE {name} SET tags = tags + ? WHERE id = ?")  # noqa: S608 - quoted
         self.cql = cql
         self.stopped = threading.Event()
         self.count = 0

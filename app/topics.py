@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
@@ -36,8 +37,13 @@ def matching(names: Iterable[str], pattern: re.Pattern[str]) -> list[str]:
     return sorted(n for n in names if pattern.match(n))
 
 
-async def list_topics(bootstrap: str, timeout_s: float = 5.0) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+async def list_topics(
+    bootstrap: str, timeout_s: float = 5.0, auth: Mapping[str, Any] | None = None
+) -> list[str]:
+    """``auth``: security arguments (:func:`app.kafka_auth.client_kwargs`)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000), **(auth or {})
+    )
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
         return list(await asyncio.wait_for(admin.list_topics(), timeout_s))
@@ -45,7 +51,7 @@ async def list_topics(bootstrap: str, timeout_s: float = 5.0) -> list[str]:
         await admin.close()
 
 
-def wait_for_kafka(bootstrap: str) -> None:
+def wait_for_kafka(bootstrap: str, auth: Mapping[str, Any] | None = None) -> None:
     """Block until Kafka answers, retrying with exponential backoff (up to 30 s apart) and logging each
     failure: a worker started before its broker waits for it instead of exiting."""
     import structlog
@@ -67,4 +73,4 @@ def wait_for_kafka(bootstrap: str) -> None:
     )
     for attempt in retrying:
         with attempt:
-            asyncio.run(list_topics(bootstrap))
+            asyncio.run(list_topics(bootstrap, auth=auth))

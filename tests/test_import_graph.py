@@ -4,7 +4,8 @@ Layers (each may import only itself and the layers before it):
 ``models`` (pure) <- ``app`` (settings, I/O edges, the sink) <- ``tables`` <- ``agents`` (Faust wiring) <- the
 CLI entry point (``app.cli``, ``app.__main__``). ``stack`` (the local services) stands alone, and ``bench``
 may use everything but the Faust wiring. The Faust app object (``app.faust_app``) is a leaf: of ours it
-imports only the settings and its consumer class (``app.batching_consumer``, itself without I/O modules). Imports inside functions count: a lazy upward import is still a cycle.
+imports only the settings, its Kafka credentials (``app.kafka_auth``) and its consumer class
+(``app.batching_consumer``, itself without I/O modules). Imports inside functions count: a lazy upward import is still a cycle.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "stack": {"stack"},
     "bench": {"models", "app", "stack", "bench"},
 }
-LEAF = {"app.faust_app": {"app.settings", "app.batching_consumer"}}
+LEAF = {"app.faust_app": {"app.settings", "app.batching_consumer", "app.kafka_auth"}}
 IMPURE = ("psycopg", "psycopg_pool", "aiokafka", "faust", "mode", "httpx", "cassandra.cluster", "socket")
 """Libraries that talk to the network: never imported by the pure core."""
 

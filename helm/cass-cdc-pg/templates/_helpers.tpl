@@ -76,10 +76,13 @@ Fail early on settings the worker cannot run without (its built-in defaults poin
 {{- if not .Values.config.cassandra.hosts }}
 {{- fail "config.cassandra.hosts is required (CDC_CASSANDRA__HOSTS), e.g. --set 'config.cassandra.hosts={cassandra-0.cassandra}'" }}
 {{- end }}
-{{- if not .Values.secrets.postgresDsn.existingSecret }}
-{{- fail "secrets.postgresDsn.existingSecret is required: the name of a Secret holding the PostgreSQL DSN (CDC_POSTGRES__DSN)" }}
+{{- if and (not .Values.secrets.postgresDsn.existingSecret) (not .Values.config.postgres.dsn) }}
+{{- fail "secrets.postgresDsn.existingSecret (a Secret holding the PostgreSQL DSN) or config.postgres.dsn (no password: with vault.enabled) is required (CDC_POSTGRES__DSN)" }}
 {{- end }}
-{{- if and .Values.config.transforms (not .Values.secrets.transformHashKey.existingSecret) }}
+{{- if and .Values.vault.enabled (not .Values.vault.addr) }}
+{{- fail "vault.addr is required with vault.enabled (CDC_VAULT__ADDR)" }}
+{{- end }}
+{{- if and .Values.config.transforms (not .Values.secrets.transformHashKey.existingSecret) (not .Values.vault.references.transformHashKey) }}
 {{- fail "secrets.transformHashKey.existingSecret is required with config.transforms (CDC_TRANSFORM_HASH_KEY)" }}
 {{- end }}
 {{- end }}
