@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -20,6 +21,11 @@ def parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start services (and their dependencies); reuses healthy ones")
     default = " ".join(DEFAULT_UP)
     up.add_argument("services", nargs="*", metavar="service", help=f"default: {default}; of {names}")
+    up.add_argument(
+        "--tls",
+        action="store_true",
+        help="TLS mode (remembered by the stack directory): PostgreSQL accepts only TLS + password",
+    )
     down = sub.add_parser("down", help="stop services this tool started (and what depends on them)")
     down.add_argument("services", nargs="*", metavar="service", help="default: all")
     restart = sub.add_parser(
@@ -39,8 +45,22 @@ def echo(line: str) -> None:
     print(line, flush=True)
 
 
+def tls_mode(s: Settings) -> Settings:
+    """Switch the stack directory to TLS mode (a fresh directory only: its data is initialised in one mode)."""
+    if not s.tls and (s.data_dir("postgres") / "PG_VERSION").is_file():
+        raise StackError(
+            f"the stack in {s.dir} was initialised without TLS: give the TLS stack a directory of its own "
+            "(CDC_STACK_DIR) and ports (CDC_STACK_PG_PORT, ...)"
+        )
+    s.tls_marker.parent.mkdir(parents=True, exist_ok=True)
+    s.tls_marker.touch()
+    return dataclasses.replace(s, tls=True)
+
+
 def cmd_up(args: argparse.Namespace, s: Settings) -> int:
     start = time.monotonic()
+    if args.tls:
+        s = tls_mode(s)
     control.up(args.services or list(DEFAULT_UP), s, echo)
     echo(f"up: all ready in {time.monotonic() - start:.1f}s")
     return 0

@@ -25,12 +25,17 @@ class Settings:
     dir: Path = REPO_ROOT / ".stack"
     cache_dir: Path | None = None
     host: str = "127.0.0.1"
+    tls: bool = False
+    """TLS mode (``cdc stack up --tls`` or ``CDC_STACK_TLS=1``): PostgreSQL accepts only TLS connections
+    authenticated by password (scram-sha-256), with a certificate of the stack's own CA (``<dir>/tls``).
+    Use a stack directory of its own: the data directories are initialised in one mode."""
     # PostgreSQL
     pg_port: int = 55432
     pg_user: str = "postgres"
     pg_database: str = "cdc"
     pg_bin: Path = Path("/usr/lib/postgresql/15/bin")
     pg_os_user: str = "postgres"
+    pg_password: str = "cdc-stack-postgres"  # noqa: S105 - the local stack's superuser, TLS mode only
     # Kafka (KRaft, one node)
     kafka_port: int = 59092
     kafka_controller_port: int = 59093
@@ -76,7 +81,14 @@ class Settings:
             raw = source.get(ENV_PREFIX + f.name.upper())
             if raw is not None:
                 values[f.name] = _convert(f.name, str(f.type), raw)
-        return cls(**values)
+        settings = cls(**values)
+        if "tls" not in values and settings.tls_marker.is_file():  # the stack was started with --tls
+            settings = dataclasses.replace(settings, tls=True)
+        return settings
+
+    @property
+    def tls_marker(self) -> Path:
+        return self.dir / "tls" / "enabled"
 
     @property
     def cache(self) -> Path:
@@ -96,8 +108,21 @@ class Settings:
         return self.dir / "run" / f"{service}.pid"
 
     @property
+    def tls_dir(self) -> Path:
+        """The private CA and the servers' certificates of the TLS mode."""
+        return self.dir / "tls"
+
+    def pg_dsn_of(self, database: str) -> str:
+        if not self.tls:
+            return f"postgresql://{self.pg_user}@{self.host}:{self.pg_port}/{database}"
+        return (
+            f"postgresql://{self.pg_user}:{self.pg_password}@{self.host}:{self.pg_port}/{database}"
+            f"?sslmode=verify-full&sslrootcert={self.tls_dir / 'ca.pem'}"
+        )
+
+    @property
     def pg_dsn(self) -> str:
-        return f"postgresql://{self.pg_user}@{self.host}:{self.pg_port}/{self.pg_database}"
+        return self.pg_dsn_of(self.pg_database)
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -110,12 +135,16 @@ class Settings:
 
 
 def _convert(name: str, type_name: str, raw: str) -> Any:
-    """Turn an environment string into the field's type (int, float, Path, optional Path or str)."""
+    """Turn an environment string into the field's type (int, float, bool, Path, optional Path or str)."""
     try:
         if type_name == "int":
             return int(raw)
         if type_name == "float":
             return float(raw)
+        if type_name == "bool":
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no", ""):
+                raise ValueError("expected 1/0, true/false or yes/no")
+            return raw.lower() in ("1", "true", "yes")
         if type_name.startswith("Path"):
             return Path(raw).expanduser().resolve() if raw else None
     except ValueError as exc:

@@ -74,9 +74,11 @@ class OpenBao(Service):
         vault_setup.configure_database(
             client,
             connection=s.pg_database,
-            url=f"postgresql://{{{{username}}}}:{{{{password}}}}@{s.host}:{s.pg_port}/{s.pg_database}",
+            url=f"postgresql://{{{{username}}}}:{{{{password}}}}@{s.host}:{s.pg_port}/{s.pg_database}"
+            + (f"?sslmode=verify-full&sslrootcert={s.tls_dir / 'ca.pem'}" if s.tls else ""),
             username=s.pg_user,
-            password="trust",  # noqa: S106 - the stack's PostgreSQL trusts local connections
+            # Without TLS the stack's PostgreSQL trusts local connections (any password does).
+            password=s.pg_password,
             group=WRITER_GROUP,
             role=DATABASE_ROLE,
             ttl_s=3600,

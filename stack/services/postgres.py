@@ -48,8 +48,35 @@ class Postgres(Service):
             "unix_socket_directories=",
             "-c",
             "logging_collector=off",
+            *(self.tls_options(s, data) if s.tls else []),
         ]
         return Launch(argv=argv, cwd=data, user=self.os_user(s))
+
+    def tls_options(self, s: Settings, data: Path) -> list[str]:
+        """TLS only, passwords only: a server certificate of the stack's CA, and an hba file refusing every
+        connection without TLS."""
+        from stack import certs
+
+        issued = certs.server_cert(s.tls_dir, "postgres", s.host)
+        user = self.os_user(s)
+        for source, target in ((issued.cert, "server.crt"), (issued.key, "server.key")):
+            shutil.copyfile(source, data / target)
+            (data / target).chmod(0o600)  # PostgreSQL refuses a key others can read
+            if user:
+                shutil.chown(data / target, user, user)
+        hba = data / "pg_hba_tls.conf"
+        hba.write_text("hostnossl all all all reject\nhostssl all all all scram-sha-256\n")
+        if user:
+            shutil.chown(hba, user, user)
+        settings = {
+            "ssl": "on",
+            "ssl_cert_file": "server.crt",
+            "ssl_key_file": "server.key",
+            "ssl_min_protocol_version": "TLSv1.2",
+            "password_encryption": "scram-sha-256",
+            "hba_file": str(hba),
+        }
+        return [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
 
     def initdb(self, s: Settings, data: Path) -> None:
         user = self.os_user(s)
@@ -68,12 +95,21 @@ class Postgres(Service):
             "--locale=C",
             "--no-sync",
         ]
+        if s.tls:  # the superuser gets a password (the hba file of the TLS mode asks for one)
+            pwfile = data.parent / "postgres.pw"
+            pwfile.write_text(s.pg_password + "\n")
+            if user:
+                shutil.chown(pwfile, user, user)
+            argv[argv.index("--auth=trust")] = "--auth=scram-sha-256"
+            argv.append(f"--pwfile={pwfile}")
         proc = subprocess.run(argv, capture_output=True, text=True, cwd=data, user=user, group=user)
+        if s.tls:
+            pwfile.unlink()
         if proc.returncode != 0:
             raise StackError("postgres: initdb failed", (proc.stdout + proc.stderr).splitlines()[-30:])
 
     def admin_dsn(self, s: Settings) -> str:
-        return f"postgresql://{s.pg_user}@{s.host}:{s.pg_port}/postgres"
+        return s.pg_dsn_of("postgres")
 
     def probe(self, s: Settings) -> bool:
         return readiness.postgres(self.admin_dsn(s))
@@ -90,6 +126,7 @@ class Postgres(Service):
     def endpoint(self, s: Settings) -> dict[str, object]:
         return {
             "dsn": s.pg_dsn,
+            "tls": s.tls,
             "host": s.host,
             "port": s.pg_port,
             "user": s.pg_user,

@@ -11,17 +11,23 @@ and a KV secret holding the web token and the hash key. The worker is given only
 2. OpenBao stopped (SIGSTOP: the process holds its in-memory state, clients time out) for 60 s: the worker
    keeps applying with its leased credentials; stopped past the grace period: the worker pauses with the
    reason on ``/health``, and resumes when OpenBao does. Nothing is lost.
+3. PostgreSQL in the stack's TLS mode (a server of its own: TLS only, passwords only): the worker connects
+   with ``sslmode=verify-full`` and dynamic credentials; every session of the worker is TLS 1.3, none is a
+   superuser, a plaintext connection is refused, and the sides converge.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -40,6 +46,7 @@ from app.testing import (
     WorkerProcess,
     compare_keyspace,
     create_cdc_keyspace,
+    free_port,
     unique,
     wait_applied,
     wait_until,
@@ -70,12 +77,15 @@ class VaultDatabase:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
         vault_setup.grant_writer(self.dsn(as_admin=True), self.name, self.group)
         params = conninfo_to_dict(admin_dsn)
+        tls = {k: params[k] for k in ("sslmode", "sslrootcert") if k in params}
+        query = "?" + "&".join(f"{k}={v}" for k, v in tls.items()) if tls else ""
         vault_setup.configure_database(
             vault,
             connection=self.name,
-            url=f"postgresql://{{{{username}}}}:{{{{password}}}}@{params['host']}:{params['port']}/{self.name}",
+            url=f"postgresql://{{{{username}}}}:{{{{password}}}}@{params['host']}:{params['port']}/{self.name}"
+            + query,
             username=str(params["user"]),
-            password="trust",  # the stack's PostgreSQL trusts local connections
+            password=str(params.get("password", "trust")),  # without TLS the stack trusts local connections
             group=self.group,
             role=self.role,
             ttl_s=ttl_s,
@@ -92,7 +102,7 @@ class VaultDatabase:
         if as_admin:
             return make_conninfo(self.admin_dsn, dbname=self.name)
         params = conninfo_to_dict(self.admin_dsn)
-        return f"postgresql://{params['host']}:{params['port']}/{self.name}"  # no user, no password
+        return f"postgresql://{params['host']}:{params['port']}/{self.name}"  # no user, no password, no TLS
 
     def worker_env(self, **extra: str) -> dict[str, str]:
         return {
@@ -358,3 +368,60 @@ def test_vault_stopped_the_worker_applies_for_the_grace_period_then_pauses_and_r
         os.kill(pid, signal.SIGCONT)
     wait_equal(cql, db, keyspace, worker, stream)
     assert db.dead_letters() == 0
+
+
+@pytest.fixture
+def tls_postgres(stack_settings: StackSettings) -> Iterator[str]:
+    """A PostgreSQL of the stack's TLS mode, on a port and in a directory of its own; its admin DSN (the
+    directory is world-traversable: the server runs as the ``postgres`` user, pytest's tmp dirs are 0700)."""
+    from stack import control
+
+    folder = Path(tempfile.mkdtemp(prefix="cdc-tls-stack-"))
+    folder.chmod(0o755)
+    settings = dataclasses.replace(stack_settings, dir=folder, pg_port=free_port(), tls=True)
+    control.up(["postgres"], settings, lambda line: None)
+    try:
+        yield settings.pg_dsn
+    finally:
+        control.down(["postgres"], settings, lambda line: None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_pipeline_converges_into_a_postgresql_that_accepts_only_tls_with_dynamic_credentials(
+    cql: Any,
+    keyspace: str,
+    stream: str,
+    tls_postgres: str,
+    vault_admin: Any,
+    vault_addr: str,
+    start_worker: StartWorker,
+) -> None:
+    db = VaultDatabase(tls_postgres, vault_admin, vault_addr, ttl_s=600, max_ttl_s=1200)
+    try:
+        ca = conninfo_to_dict(tls_postgres)["sslrootcert"]
+        env = db.worker_env(CDC_POSTGRES__SSLMODE="verify-full", CDC_POSTGRES__SSLROOTCERT=str(ca))
+        worker = start_worker([keyspace], pg_dsn=db.dsn(), extra_env=env)
+        writer = CqlWriter(cql, keyspace, TABLE)
+        writer.start()
+        try:
+            wait_until(lambda: db.mirror_rows(keyspace) > 100, 120, "nothing was applied over TLS")
+            sessions = db.query(
+                "SELECT a.usename, s.ssl, s.version, r.rolsuper FROM pg_stat_activity a "
+                "JOIN pg_stat_ssl s ON s.pid = a.pid JOIN pg_roles r ON r.rolname = a.usename "
+                "WHERE a.datname = %s AND a.usename LIKE 'v-%%'",
+                db.name,
+            )
+        finally:
+            writer.stopped.set()
+            writer.join()
+        wait_equal(cql, db, keyspace, worker, stream)
+        assert sessions, "no session of the worker"
+        assert {(ssl, version, superuser) for _, ssl, version, superuser in sessions} == {
+            (True, "TLSv1.3", False)
+        }, sessions
+        with pytest.raises(psycopg.OperationalError, match="no encryption"):
+            psycopg.connect(make_conninfo(db.dsn(as_admin=True), sslmode="disable")).close()
+        assert db.dead_letters() == 0
+        worker.stop()
+    finally:
+        db.drop()

@@ -66,3 +66,54 @@ def test_kafka_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPat
     draws = iter([dashed, dashed, plain])
     monkeypatch.setattr(uuid_module, "uuid4", lambda: next(draws))
     assert kafka.new_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"
+
+
+def test_tls_mode_from_env_or_marker_and_its_dsn(tmp_path: Path) -> None:
+    from stack.config import Settings
+
+    plain = Settings.from_env({"CDC_STACK_DIR": str(tmp_path)})
+    assert not plain.tls
+    assert plain.pg_dsn == "postgresql://postgres@127.0.0.1:55432/cdc"
+    tls = Settings.from_env({"CDC_STACK_DIR": str(tmp_path), "CDC_STACK_TLS": "1"})
+    assert tls.pg_dsn == (
+        "postgresql://postgres:cdc-stack-postgres@127.0.0.1:55432/cdc"
+        f"?sslmode=verify-full&sslrootcert={tmp_path / 'tls' / 'ca.pem'}"
+    )
+    plain.tls_marker.parent.mkdir(parents=True)
+    plain.tls_marker.touch()  # what `cdc stack up --tls` leaves
+    assert Settings.from_env({"CDC_STACK_DIR": str(tmp_path)}).tls
+    assert not Settings.from_env({"CDC_STACK_DIR": str(tmp_path), "CDC_STACK_TLS": "0"}).tls
+
+
+def test_server_certificates_chain_to_the_stack_ca_and_name_the_host(tmp_path: Path) -> None:
+    import socket
+    import ssl
+    import threading
+
+    from stack import certs
+
+    issued = certs.server_cert(tmp_path, "postgres", "127.0.0.1")
+    again = certs.server_cert(tmp_path, "postgres", "127.0.0.1")
+    assert again.cert.read_bytes() == issued.cert.read_bytes()  # reused
+    assert issued.key.stat().st_mode & 0o077 == 0
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(issued.cert, issued.key)
+    client = ssl.create_default_context(cafile=str(issued.ca))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with server.wrap_socket(conn, server_side=True) as tls_conn:
+            tls_conn.sendall(b"ok")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        client.wrap_socket(raw, server_hostname="127.0.0.1") as conn,
+    ):
+        assert conn.recv(2) == b"ok"  # verified: chain and host name (IP SAN)
+        assert conn.version() == "TLSv1.3"
+    thread.join(5)
+    listener.close()
