@@ -27,7 +27,8 @@ class Settings:
     host: str = "127.0.0.1"
     tls: bool = False
     """TLS mode (``cdc stack up --tls`` or ``CDC_STACK_TLS=1``): PostgreSQL accepts only TLS connections
-    authenticated by password (scram-sha-256), with a certificate of the stack's own CA (``<dir>/tls``).
+    authenticated by password (scram-sha-256), Kafka only SASL_SSL with SCRAM-SHA-512 (its controller SSL),
+    with certificates of the stack's own CA (``<dir>/tls``).
     Use a stack directory of its own: the data directories are initialised in one mode."""
     # PostgreSQL
     pg_port: int = 55432
@@ -40,6 +41,8 @@ class Settings:
     kafka_port: int = 59092
     kafka_controller_port: int = 59093
     kafka_heap: str = "512m"
+    kafka_user: str = "cdc"
+    kafka_password: str = "cdc-stack-kafka"  # noqa: S105 - the local stack's SCRAM user, TLS mode only
     kafka_partitions: int = 4
     """Partitions of auto-created topics, i.e. of the agent's change topics (several workers share them)."""
     # Cassandra
@@ -127,6 +130,20 @@ class Settings:
     @property
     def kafka_bootstrap(self) -> str:
         return f"{self.host}:{self.kafka_port}"
+
+    def kafka_client_kwargs(self) -> dict[str, Any]:
+        """aiokafka's security arguments for this stack's Kafka (SASL_SSL + SCRAM-SHA-512 in TLS mode)."""
+        if not self.tls:
+            return {}
+        import ssl
+
+        return {
+            "security_protocol": "SASL_SSL",
+            "ssl_context": ssl.create_default_context(cafile=str(self.tls_dir / "ca.pem")),
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": self.kafka_user,
+            "sasl_plain_password": self.kafka_password,
+        }
 
     @property
     def registry_url(self) -> str:

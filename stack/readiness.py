@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 from stack.errors import StackError
 
@@ -73,19 +74,20 @@ def cassandra_version(host: str, port: int, timeout: float = 3.0) -> str | None:
         cluster.shutdown()
 
 
-def kafka(bootstrap: str, timeout: float = 5.0) -> bool:
-    """Produce one record (acks=all) to ``__stack_ready``: proves metadata, leadership and appends."""
-    return asyncio.run(asyncio.wait_for(_kafka_produce(bootstrap, timeout), timeout + 1))
+def kafka(bootstrap: str, timeout: float = 5.0, auth: dict[str, Any] | None = None) -> bool:
+    """Produce one record (acks=all) to ``__stack_ready``: proves metadata, leadership and appends
+    (``auth``: security arguments of the TLS mode)."""
+    return asyncio.run(asyncio.wait_for(_kafka_produce(bootstrap, timeout, auth or {}), timeout + 1))
 
 
-async def _kafka_produce(bootstrap: str, timeout: float) -> bool:
+async def _kafka_produce(bootstrap: str, timeout: float, auth: dict[str, Any]) -> bool:
     from aiokafka import AIOKafkaProducer
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     ms = int(timeout * 1000)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=ms)
-    await producer.start()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=ms, **auth)
     try:
+        await producer.start()
         meta = await producer.send_and_wait(READY_TOPIC, b"ready")
         return bool(meta.offset >= 0)
     finally:

@@ -31,14 +31,24 @@ def render(name: str, **values: object) -> str:
     return Template((TEMPLATES / name).read_text()).substitute({k: str(v) for k, v in values.items()})
 
 
-def kafka_server_properties(s: Settings, data_dir: Path) -> str:
-    return render(
+def kafka_server_properties(s: Settings, data_dir: Path, tls: tuple[Path, Path] | None = None) -> str:
+    """The broker's configuration; with ``tls`` (its PEM keystore and the CA), TLS-only listeners."""
+    text = render(
         "kafka-server.properties",
         host=s.host,
         port=s.kafka_port,
         controller_port=s.kafka_controller_port,
         data_dir=data_dir,
         partitions=s.kafka_partitions,
+    )
+    if tls is None:
+        return text
+    keystore, ca = tls
+    text = text.replace("PLAINTEXT://", "SASL_SSL://")
+    text = text.replace("PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT", "SASL_SSL:SASL_SSL,CONTROLLER:SSL")
+    text = text.replace("inter.broker.listener.name=PLAINTEXT", "inter.broker.listener.name=SASL_SSL")
+    return text + render(
+        "kafka-tls.properties", keystore=keystore, ca=ca, user=s.kafka_user, password=s.kafka_password
     )
 
 

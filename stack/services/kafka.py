@@ -40,11 +40,11 @@ class Kafka(Service):
     def prepare(self, s: Settings) -> Launch:
         data, conf = self.data_dir(s), self.conf_dir(s)
         data.mkdir(parents=True, exist_ok=True)
-        server = write(conf / "server.properties", render.kafka_server_properties(s, data))
+        server = write(conf / "server.properties", render.kafka_server_properties(s, data, self.tls_files(s)))
         log4j = write(conf / "log4j.properties", render.log4j_properties(s.log_file(self.name)))
         base = self.java_base(s, log4j)
         if not (data / "meta.properties").is_file():
-            self.format_storage(base, server)
+            self.format_storage(base, server, s)
         argv = [*base, *jvm.heap(s.kafka_heap), "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", MAIN, str(server)]
         return Launch(argv=argv, cwd=data)
 
@@ -59,14 +59,29 @@ class Kafka(Service):
             jvm.classpath(lib),
         ]
 
-    def format_storage(self, base: list[str], server: Path) -> None:
+    def tls_files(self, s: Settings) -> tuple[Path, Path] | None:
+        """TLS mode: a PEM keystore (key then certificate, one file) and the CA."""
+        if not s.tls:
+            return None
+        from stack import certs
+
+        issued = certs.server_cert(s.tls_dir, "kafka", s.host)
+        keystore = self.conf_dir(s) / "keystore.pem"
+        keystore.parent.mkdir(parents=True, exist_ok=True)
+        keystore.write_bytes(issued.key.read_bytes() + issued.cert.read_bytes())
+        keystore.chmod(0o600)
+        return keystore, issued.ca
+
+    def format_storage(self, base: list[str], server: Path, s: Settings) -> None:
         argv = [*base, "-Xmx256m", STORAGE_TOOL, "format", "-t", new_cluster_id(), "-c", str(server)]
+        if s.tls:  # the SCRAM user every client (and the broker itself) authenticates as
+            argv += ["--add-scram", f"SCRAM-SHA-512=[name={s.kafka_user},password={s.kafka_password}]"]
         proc = subprocess.run(argv, capture_output=True, text=True)
         if proc.returncode != 0:
             raise StackError("kafka: storage format failed", (proc.stdout + proc.stderr).splitlines()[-30:])
 
     def probe(self, s: Settings) -> bool:
-        return readiness.kafka(s.kafka_bootstrap)
+        return readiness.kafka(s.kafka_bootstrap, auth=s.kafka_client_kwargs())
 
     def endpoint(self, s: Settings) -> dict[str, object]:
         return {"bootstrap": s.kafka_bootstrap, "host": s.host, "port": s.kafka_port}

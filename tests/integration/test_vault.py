@@ -11,13 +11,15 @@ and a KV secret holding the web token and the hash key. The worker is given only
 2. OpenBao stopped (SIGSTOP: the process holds its in-memory state, clients time out) for 60 s: the worker
    keeps applying with its leased credentials; stopped past the grace period: the worker pauses with the
    reason on ``/health``, and resumes when OpenBao does. Nothing is lost.
-3. PostgreSQL in the stack's TLS mode (a server of its own: TLS only, passwords only): the worker connects
-   with ``sslmode=verify-full`` and dynamic credentials; every session of the worker is TLS 1.3, none is a
-   superuser, a plaintext connection is refused, and the sides converge.
+3. PostgreSQL and Kafka of the stack's TLS mode (servers of their own: TLS only, passwords only; the agent's
+   real events forwarded into that Kafka): the worker connects with ``sslmode=verify-full`` and dynamic
+   credentials, and over SASL_SSL with SCRAM-SHA-512 (its password a Vault reference); every PostgreSQL
+   session of the worker is TLS 1.3 and no superuser, plaintext is refused by both, the sides converge.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -28,6 +30,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -187,9 +190,15 @@ def get(worker: WorkerProcess, path: str, token: str | None = None) -> str:
         return str(error.read().decode())
 
 
-def wait_equal(cql: Any, db: VaultDatabase, keyspace: str, worker: WorkerProcess, topic: str) -> None:
+def wait_equal(
+    cql: Any, db: VaultDatabase, keyspace: str, worker: WorkerProcess, topic: str, bootstrap: str = ""
+) -> None:
+    """Applied to the end of ``topic`` (its offsets read from ``bootstrap``, default the worker's Kafka) and
+    equal row by row."""
+
     def equal() -> bool:
-        wait_applied(db.dsn(as_admin=True), worker.app_id, worker.kafka_bootstrap or "", [topic], timeout=300)
+        end_from = bootstrap or worker.kafka_bootstrap or ""
+        wait_applied(db.dsn(as_admin=True), worker.app_id, end_from, [topic], timeout=300)
         return all(d.equal for d in compare_keyspace(cql, db.dsn(as_admin=True), keyspace, [TABLE]))
 
     try:
@@ -371,40 +380,108 @@ def test_vault_stopped_the_worker_applies_for_the_grace_period_then_pauses_and_r
 
 
 @pytest.fixture
-def tls_postgres(stack_settings: StackSettings) -> Iterator[str]:
-    """A PostgreSQL of the stack's TLS mode, on a port and in a directory of its own; its admin DSN (the
-    directory is world-traversable: the server runs as the ``postgres`` user, pytest's tmp dirs are 0700)."""
+def tls_stack(stack_settings: StackSettings) -> Iterator[StackSettings]:
+    """PostgreSQL and Kafka of the stack's TLS mode, on ports and in a directory of their own (world-
+    traversable: PostgreSQL runs as the ``postgres`` user, pytest's tmp dirs are 0700)."""
     from stack import control
 
     folder = Path(tempfile.mkdtemp(prefix="cdc-tls-stack-"))
     folder.chmod(0o755)
-    settings = dataclasses.replace(stack_settings, dir=folder, pg_port=free_port(), tls=True)
-    control.up(["postgres"], settings, lambda line: None)
+    settings = dataclasses.replace(
+        stack_settings,
+        dir=folder,
+        cache_dir=stack_settings.cache,
+        pg_port=free_port(),
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        tls=True,
+    )
     try:
-        yield settings.pg_dsn
+        control.up(["postgres", "kafka"], settings, lambda line: None)
+        yield settings
     finally:
-        control.down(["postgres"], settings, lambda line: None)
+        control.down(["postgres", "kafka"], settings, lambda line: None)
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_the_pipeline_converges_into_a_postgresql_that_accepts_only_tls_with_dynamic_credentials(
+class Forwarder(threading.Thread):
+    """Copies a topic of the plain stack's Kafka (the agent's real events) into the TLS Kafka, partition by
+    partition and in order, so offsets match: the TLS stack has no agent of its own (one Cassandra, one
+    agent)."""
+
+    def __init__(self, source: str, target: str, auth: dict[str, Any], topic: str) -> None:
+        super().__init__(daemon=True)
+        self.source, self.target, self.auth, self.topic = source, target, auth, topic
+        self.stopped = threading.Event()
+        self.copied = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._copy())
+        except BaseException as error:  # reported by the test
+            self.error = error
+
+    async def _copy(self) -> None:
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.source, group_id=None, auto_offset_reset="earliest"
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=self.target, acks="all", **self.auth)
+        await consumer.start()
+        await producer.start()
+        try:
+            partitions: set[int] = set()
+            while not partitions and not self.stopped.is_set():
+                await consumer._client.force_metadata_update()
+                partitions = consumer.partitions_for_topic(self.topic) or set()
+                await asyncio.sleep(0.5)
+            consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
+            while not self.stopped.is_set():
+                for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                    for record in records:
+                        await producer.send_and_wait(
+                            self.topic, record.value, key=record.key, partition=tp.partition
+                        )
+                        self.copied += 1
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+
+def test_the_pipeline_converges_through_kafka_and_postgresql_that_accept_only_tls(
     cql: Any,
     keyspace: str,
     stream: str,
-    tls_postgres: str,
+    tls_stack: StackSettings,
+    kafka_bootstrap: str,
     vault_admin: Any,
     vault_addr: str,
     start_worker: StartWorker,
 ) -> None:
-    db = VaultDatabase(tls_postgres, vault_admin, vault_addr, ttl_s=600, max_ttl_s=1200)
+    db = VaultDatabase(tls_stack.pg_dsn, vault_admin, vault_addr, ttl_s=600, max_ttl_s=1200)
+    vault_admin.secrets.kv.v2.patch(path=db.name, secret={"kafka_password": tls_stack.kafka_password})
+    forwarder = Forwarder(kafka_bootstrap, tls_stack.kafka_bootstrap, tls_stack.kafka_client_kwargs(), stream)
+    forwarder.start()
     try:
-        ca = conninfo_to_dict(tls_postgres)["sslrootcert"]
-        env = db.worker_env(CDC_POSTGRES__SSLMODE="verify-full", CDC_POSTGRES__SSLROOTCERT=str(ca))
-        worker = start_worker([keyspace], pg_dsn=db.dsn(), extra_env=env)
+        ca = str(tls_stack.tls_dir / "ca.pem")
+        env = db.worker_env(
+            CDC_POSTGRES__SSLMODE="verify-full",
+            CDC_POSTGRES__SSLROOTCERT=ca,
+            CDC_KAFKA__SECURITY_PROTOCOL="SASL_SSL",
+            CDC_KAFKA__SASL_MECHANISM="SCRAM-SHA-512",
+            CDC_KAFKA__SASL_USERNAME=tls_stack.kafka_user,
+            CDC_KAFKA__SASL_PASSWORD=f"vault:secret/{db.name}#kafka_password",
+            CDC_KAFKA__TLS__CA_FILE=ca,
+        )
+        worker = start_worker(
+            [keyspace], pg_dsn=db.dsn(), kafka_bootstrap=tls_stack.kafka_bootstrap, extra_env=env
+        )
         writer = CqlWriter(cql, keyspace, TABLE)
         writer.start()
         try:
-            wait_until(lambda: db.mirror_rows(keyspace) > 100, 120, "nothing was applied over TLS")
+            wait_until(lambda: db.mirror_rows(keyspace) > 100, 180, "nothing was applied over TLS")
             sessions = db.query(
                 "SELECT a.usename, s.ssl, s.version, r.rolsuper FROM pg_stat_activity a "
                 "JOIN pg_stat_ssl s ON s.pid = a.pid JOIN pg_roles r ON r.rolname = a.usename "
@@ -414,14 +491,48 @@ def test_the_pipeline_converges_into_a_postgresql_that_accepts_only_tls_with_dyn
         finally:
             writer.stopped.set()
             writer.join()
-        wait_equal(cql, db, keyspace, worker, stream)
+        assert forwarder.error is None, forwarder.error
+        # Applied to the end of the forwarded topic (same offsets as the plain stack's) and equal.
+        wait_equal(cql, db, keyspace, worker, stream, bootstrap=kafka_bootstrap)
+        assert forwarder.copied >= writer.count
         assert sessions, "no session of the worker"
         assert {(ssl, version, superuser) for _, ssl, version, superuser in sessions} == {
             (True, "TLSv1.3", False)
         }, sessions
+        assert db.dead_letters() == 0
+
+        # Plaintext is refused by both servers.
         with pytest.raises(psycopg.OperationalError, match="no encryption"):
             psycopg.connect(make_conninfo(db.dsn(as_admin=True), sslmode="disable")).close()
-        assert db.dead_letters() == 0
+        assert not plaintext_kafka_answers(tls_stack.kafka_bootstrap)
+        assert kafka_password_absent(worker, tls_stack.kafka_password, db.web_token)
         worker.stop()
     finally:
+        forwarder.stopped.set()
+        forwarder.join(30)
         db.drop()
+
+
+def plaintext_kafka_answers(bootstrap: str) -> bool:
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaConnectionError
+
+    async def attempt() -> bool:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        try:
+            await asyncio.wait_for(producer.start(), 15)
+        except (KafkaConnectionError, TimeoutError):
+            return False
+        finally:
+            await producer.stop()
+        return True
+
+    return asyncio.run(attempt())
+
+
+def kafka_password_absent(worker: WorkerProcess, password: str, token: str) -> bool:
+    """The SASL password (read from Vault) is nowhere the worker shows things."""
+    shown = (
+        worker.log_text() + get(worker, "/health") + get(worker, "/metrics") + get(worker, "/config", token)
+    )
+    return password not in shown
