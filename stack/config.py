@@ -28,7 +28,9 @@ class Settings:
     tls: bool = False
     """TLS mode (``cdc stack up --tls`` or ``CDC_STACK_TLS=1``): PostgreSQL accepts only TLS connections
     authenticated by password (scram-sha-256), Kafka only SASL_SSL with SCRAM-SHA-512 (its controller SSL),
-    with certificates of the stack's own CA (``<dir>/tls``).
+    Cassandra only TLS clients authenticated by password (PasswordAuthenticator, CassandraAuthorizer; the
+    worker's role ``cassandra_reader`` may only SELECT), with certificates of the stack's own CA
+    (``<dir>/tls``). The Debezium agent is not set up for it (yet).
     Use a stack directory of its own: the data directories are initialised in one mode."""
     # PostgreSQL
     pg_port: int = 55432
@@ -47,6 +49,10 @@ class Settings:
     """Partitions of auto-created topics, i.e. of the agent's change topics (several workers share them)."""
     # Cassandra
     cassandra_port: int = 59042
+    cassandra_user: str = "cassandra"
+    cassandra_password: str = "cassandra"  # noqa: S105 - Cassandra's default superuser, TLS mode only
+    cassandra_reader: str = "cdc_reader"
+    cassandra_reader_password: str = "cdc-stack-reader"  # noqa: S105 - the worker's role, TLS mode only
     cassandra_storage_port: int = 57000
     cassandra_heap: str = "1G"
     cassandra_cluster: str = "cdc-local"
@@ -130,6 +136,25 @@ class Settings:
     @property
     def kafka_bootstrap(self) -> str:
         return f"{self.host}:{self.kafka_port}"
+
+    def cassandra_client_kwargs(self, reader: bool = False) -> dict[str, Any]:
+        """cassandra-driver ``Cluster`` arguments for this stack's Cassandra (TLS mode: a verifying SSL
+        context and the superuser's, or with ``reader`` the worker's role's, credentials)."""
+        if not self.tls:
+            return {}
+        import ssl
+
+        from cassandra.auth import PlainTextAuthProvider
+
+        user, password = (
+            (self.cassandra_reader, self.cassandra_reader_password)
+            if reader
+            else (self.cassandra_user, self.cassandra_password)
+        )
+        return {
+            "ssl_context": ssl.create_default_context(cafile=str(self.tls_dir / "ca.pem")),
+            "auth_provider": PlainTextAuthProvider(username=user, password=password),
+        }
 
     def kafka_client_kwargs(self) -> dict[str, Any]:
         """aiokafka's security arguments for this stack's Kafka (SASL_SSL + SCRAM-SHA-512 in TLS mode)."""

@@ -55,18 +55,21 @@ def postgres(dsn: str, timeout: float = 2.0) -> bool:
         return conn.execute("SELECT 1").fetchone() == (1,)
 
 
-def cassandra(host: str, port: int, timeout: float = 3.0) -> bool:
-    """``SELECT release_version FROM system.local`` over CQL."""
-    return cassandra_version(host, port, timeout) is not None
+def cassandra(host: str, port: int, timeout: float = 3.0, **tls: Any) -> bool:
+    """``SELECT release_version FROM system.local`` over CQL (``tls``: the TLS mode's ``ssl_context`` and
+    ``auth_provider``)."""
+    return cassandra_version(host, port, timeout, **tls) is not None
 
 
-def cassandra_version(host: str, port: int, timeout: float = 3.0) -> str | None:
+def cassandra_version(host: str, port: int, timeout: float = 3.0, **tls: Any) -> str | None:
     from cassandra.cluster import Cluster
 
     logging.getLogger("cassandra").setLevel(logging.CRITICAL)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cluster = Cluster([host], port=port, connect_timeout=timeout, control_connection_timeout=timeout)
+        cluster = Cluster(
+            [host], port=port, connect_timeout=timeout, control_connection_timeout=timeout, **tls
+        )
     try:
         row = cluster.connect().execute("SELECT release_version FROM system.local", timeout=timeout).one()
         return row.release_version if row else None

@@ -56,8 +56,10 @@ def log4j_properties(log_file: Path) -> str:
     return render("kafka-log4j.properties", log_file=log_file)
 
 
-def cassandra_yaml(s: Settings, data_dir: Path) -> str:
-    return render(
+def cassandra_yaml(s: Settings, data_dir: Path, keystore: Path | None = None) -> str:
+    """The node's configuration; with ``keystore`` (PEM: key then certificate), TLS-only clients
+    authenticated by password."""
+    text = render(
         "cassandra.yaml",
         cassandra_version=CASSANDRA_VERSION,
         cluster_name=s.cassandra_cluster,
@@ -68,6 +70,11 @@ def cassandra_yaml(s: Settings, data_dir: Path) -> str:
         cdc_total_space=f"{s.cdc_total_space_mib}MiB",
         commitlog_sync_period=f"{s.commitlog_sync_period_ms}ms",
     )
+    if keystore is None:
+        return text
+    text = text.replace("authenticator: AllowAllAuthenticator", "authenticator: PasswordAuthenticator")
+    text = text.replace("authorizer: AllowAllAuthorizer", "authorizer: CassandraAuthorizer")
+    return text + render("cassandra-tls.yaml", keystore=keystore)
 
 
 def logback_xml(log_file: Path, root_level: str = "INFO") -> str:

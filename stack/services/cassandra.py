@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cassandra.metadata import protect_name
+
 from stack import jvm, maven, readiness, render
 from stack.config import Settings
 from stack.process import Launch
@@ -43,7 +45,7 @@ class Cassandra(Service):
         data, conf = self.data_dir(s), self.conf_dir(s)
         for sub in SUBDIRS:
             (data / sub).mkdir(parents=True, exist_ok=True)
-        yaml = write(yaml_path(s), render.cassandra_yaml(s, data))
+        yaml = write(yaml_path(s), render.cassandra_yaml(s, data, self.keystore(s)))
         logback = write(conf / "logback.xml", render.logback_xml(s.log_file(self.name)))
         lib = maven.lib_dir(s, self.name)
         argv = [
@@ -68,8 +70,37 @@ class Cassandra(Service):
         ]
         return Launch(argv=argv, cwd=data)
 
+    def keystore(self, s: Settings) -> Path | None:
+        """TLS mode: the node's PEM keystore (key then certificate)."""
+        if not s.tls:
+            return None
+        from stack import certs
+
+        issued = certs.server_cert(s.tls_dir, "cassandra", s.host)
+        keystore = self.conf_dir(s) / "keystore.pem"
+        keystore.parent.mkdir(parents=True, exist_ok=True)
+        keystore.write_bytes(issued.key.read_bytes() + issued.cert.read_bytes())
+        keystore.chmod(0o600)
+        return keystore
+
     def probe(self, s: Settings) -> bool:
-        return readiness.cassandra(s.host, s.cassandra_port)
+        return readiness.cassandra(s.host, s.cassandra_port, **s.cassandra_client_kwargs())
+
+    def after_ready(self, s: Settings) -> None:
+        """TLS mode: the worker's role, allowed to SELECT (schema and read-back) and nothing else."""
+        if not s.tls:
+            return
+        from cassandra.cluster import Cluster
+
+        cluster = Cluster([s.host], port=s.cassandra_port, **s.cassandra_client_kwargs())
+        try:
+            session = cluster.connect()
+            role = protect_name(s.cassandra_reader)
+            create = f"CREATE ROLE IF NOT EXISTS {role} WITH LOGIN = true AND PASSWORD = %s"
+            session.execute(create, (s.cassandra_reader_password,))
+            session.execute(f"GRANT SELECT ON ALL KEYSPACES TO {role}")
+        finally:
+            cluster.shutdown()
 
     def endpoint(self, s: Settings) -> dict[str, object]:
         return {

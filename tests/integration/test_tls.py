@@ -1,0 +1,98 @@
+"""Cassandra in the stack's TLS mode (a node of its own: TLS-only clients, PasswordAuthenticator,
+CassandraAuthorizer): the worker's connection (``app.cassandra_session.connect``) with verification and the
+least-privilege role reads schema and rows, may not write, and is refused without TLS or with an unknown CA.
+
+PostgreSQL and Kafka in TLS mode are exercised by the whole pipeline in ``test_vault.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cassandra import Unauthorized
+from cassandra.cluster import Cluster, NoHostAvailable
+
+from app.cassandra_schema import table_schema
+from app.cassandra_session import connect
+from app.settings import CassandraSettings
+from app.testing import free_port, unique
+from stack import control
+from stack.config import Settings as StackSettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.services("cassandra")]
+
+
+@pytest.fixture(scope="module")
+def tls_cassandra(stack_settings: StackSettings) -> Iterator[StackSettings]:
+    """A Cassandra node of the TLS mode, on ports and in a directory of its own."""
+    folder = Path(tempfile.mkdtemp(prefix="cdc-tls-cassandra-"))
+    settings = dataclasses.replace(
+        stack_settings,
+        dir=folder,
+        cache_dir=stack_settings.cache,
+        cassandra_port=free_port(),
+        cassandra_storage_port=free_port(),
+        cassandra_heap="512M",
+        tls=True,
+    )
+    try:
+        control.up(["cassandra"], settings, lambda line: None)
+        yield settings
+    finally:
+        control.down(["cassandra"], settings, lambda line: None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def worker_settings(s: StackSettings, **tls: Any) -> CassandraSettings:
+    return CassandraSettings(
+        hosts=[s.host],
+        port=s.cassandra_port,
+        username=s.cassandra_reader,
+        password=s.cassandra_reader_password,
+        tls=tls,
+    )
+
+
+def test_the_worker_reads_cassandra_over_verified_tls_with_a_select_only_role(
+    tls_cassandra: StackSettings,
+) -> None:
+    s = tls_cassandra
+    keyspace = unique("it_tls")
+    admin = Cluster([s.host], port=s.cassandra_port, **s.cassandra_client_kwargs())
+    try:
+        session = admin.connect()
+        session.execute(
+            f"CREATE KEYSPACE {keyspace} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+        )
+        session.execute(f"CREATE TABLE {keyspace}.items (id int PRIMARY KEY, v int, tags set<text>)")
+        session.execute(f"INSERT INTO {keyspace}.items (id, v, tags) VALUES (1, 10, {{'a', 'b'}})")
+
+        ca = s.tls_dir / "ca.pem"
+        cluster, reader = connect(worker_settings(s, enabled=True, ca_file=ca))
+        try:
+            schema = table_schema(cluster, keyspace, "items")  # metadata, as the registry reads it
+            assert [c.name for c in schema.columns] == ["tags", "v"]  # the key's columns apart
+            assert reader.execute(f"SELECT v, tags FROM {keyspace}.items WHERE id = 1").one() == (
+                10,
+                {"a", "b"},
+            )
+            with pytest.raises(Unauthorized):
+                reader.execute(f"INSERT INTO {keyspace}.items (id, v) VALUES (2, 20)")
+        finally:
+            cluster.shutdown()
+
+        for refused in (
+            worker_settings(s),  # plaintext
+            worker_settings(s, enabled=True),  # the system's CAs do not know the stack's
+        ):
+            with pytest.raises(NoHostAvailable):
+                connect(refused)[0].shutdown()
+        session.execute(f"DROP KEYSPACE {keyspace}")
+    finally:
+        admin.shutdown()
