@@ -407,8 +407,11 @@ def produce(
     return asyncio.run(send())
 
 
-async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+async def end_offsets(
+    bootstrap: str, topics: Sequence[str], kafka_auth: Mapping[str, Any] | None = None
+) -> dict[tuple[str, int], int]:
+    """``kafka_auth``: security arguments (e.g. the TLS stack's ``kafka_client_kwargs()``)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **(kafka_auth or {}))
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()
@@ -444,8 +447,8 @@ async def topic_records(bootstrap: str, topic: str, timeout: float = 60) -> list
         await consumer.stop()
 
 
-def _topic_size(bootstrap: str, topic: str) -> int:
-    return sum(asyncio.run(end_offsets(bootstrap, [topic])).values())
+def _topic_size(bootstrap: str, topic: str, kafka_auth: Mapping[str, Any] | None = None) -> int:
+    return sum(asyncio.run(end_offsets(bootstrap, [topic], kafka_auth)).values())
 
 
 # --- Cassandra --------------------------------------------------------------------------------------------
@@ -466,6 +469,7 @@ def create_cdc_keyspace(
     bootstrap: str,
     agent_log: Path | None = None,
     timeout: float = 60,
+    kafka_auth: Mapping[str, Any] | None = None,
 ) -> None:
     """Create ``keyspace`` and CDC tables (``name -> CQL column/key definition``), then wait until the Debezium
     agent captures each table.
@@ -497,7 +501,7 @@ def create_cdc_keyspace(
             timeout,
             f"the agent to cache the schema of {keyspace}.{name}",
         )
-        wait_captured(session, keyspace, name, topic_prefix, bootstrap, timeout)
+        wait_captured(session, keyspace, name, topic_prefix, bootstrap, timeout, kafka_auth)
 
 
 def _default_agent_log() -> Path | None:
@@ -542,7 +546,13 @@ PROBE_VALUES: dict[str, object] = {
 
 
 def wait_captured(
-    session: Any, keyspace: str, table: str, topic_prefix: str, bootstrap: str, timeout: float = 60
+    session: Any,
+    keyspace: str,
+    table: str,
+    topic_prefix: str,
+    bootstrap: str,
+    timeout: float = 60,
+    kafka_auth: Mapping[str, Any] | None = None,
 ) -> None:
     """Write and delete a probe row until its events show up on the table's topic."""
     meta = session.cluster.metadata.keyspaces[keyspace].tables[table]
@@ -562,7 +572,7 @@ def wait_captured(
     while time.monotonic() < deadline:
         session.execute(insert, values)
         session.execute(delete, values)
-        if _topic_size(bootstrap, topic) > 0:
+        if _topic_size(bootstrap, topic, kafka_auth) > 0:
             return
         time.sleep(1)  # polling under the deadline: write the probe again
     raise TimeoutError(f"the Debezium agent did not capture {keyspace}.{table} within {timeout}s")
@@ -580,7 +590,12 @@ def drop_pg_schema(pg_dsn: str, schema: str) -> None:
 
 
 def wait_applied(
-    pg_dsn: str, group_id: str, bootstrap: str, topics: Sequence[str], timeout: float = 120
+    pg_dsn: str,
+    group_id: str,
+    bootstrap: str,
+    topics: Sequence[str],
+    timeout: float = 120,
+    kafka_auth: Mapping[str, Any] | None = None,
 ) -> None:
     """Wait until the worker's checkpoints in PostgreSQL reach the end of every topic (a partition that has
     never held a record, end offset 0, needs none: its checkpoint stays at the claim's -1)."""
@@ -588,7 +603,7 @@ def wait_applied(
     ends: dict[tuple[str, int], int] = {}
     done: dict[tuple[str, int], int] = {}
     while time.monotonic() < deadline:
-        ends = asyncio.run(end_offsets(bootstrap, topics))
+        ends = asyncio.run(end_offsets(bootstrap, topics, kafka_auth))
         with psycopg.connect(pg_dsn) as conn:
             try:
                 rows = conn.execute(

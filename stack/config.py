@@ -51,6 +51,7 @@ class Settings:
     cassandra_port: int = 59042
     cassandra_user: str = "cassandra"
     cassandra_password: str = "cassandra"  # noqa: S105 - Cassandra's default superuser, TLS mode only
+    truststore_password: str = "cdc-stack-truststore"  # noqa: S105 - a PKCS12 file of the CA, public data
     cassandra_reader: str = "cdc_reader"
     cassandra_reader_password: str = "cdc-stack-reader"  # noqa: S105 - the worker's role, TLS mode only
     cassandra_storage_port: int = 57000

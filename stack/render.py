@@ -113,13 +113,33 @@ def debezium_properties(s: Settings, cassandra_yaml_path: Path, driver_conf: Pat
         bootstrap=s.kafka_bootstrap,
         linger_ms=s.linger_ms,
         converters=converters(s),
+    ) + (
+        render(
+            "debezium-tls.properties",
+            ca=s.tls_dir / "ca.pem",
+            user=s.kafka_user,
+            password=s.kafka_password,
+        )
+        if s.tls
+        else ""
     )
 
 
-def driver_conf(s: Settings) -> str:
-    return render(
+def driver_conf(s: Settings, truststore: Path | None = None) -> str:
+    """The agent's Java driver configuration; with ``truststore`` (TLS mode) TLS with host-name checks and
+    the superuser's credentials (the agent reads schema and, for snapshots, rows)."""
+    text = render(
         "debezium-driver.conf",
         host=s.host,
         native_port=s.cassandra_port,
         datacenter=s.cassandra_datacenter,
+    )
+    if truststore is None:
+        return text
+    return text + render(
+        "debezium-driver-tls.conf",
+        truststore=truststore,
+        truststore_password=s.truststore_password,
+        user=s.cassandra_user,
+        password=s.cassandra_password,
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from stack import jvm, maven, readiness, render
 from stack.config import Settings
+from stack.errors import StackError
 from stack.process import Launch
 from stack.services.base import Service, write
 from stack.services.cassandra import cdc_raw, yaml_path
@@ -39,11 +41,29 @@ class Debezium(Service):
         render.converters(s)
         maven.resolve(s, self.name)
 
+    def truststore(self, s: Settings) -> Path | None:
+        """TLS mode: the stack's CA as a PKCS12 truststore (the Java driver reads no PEM), made by keytool."""
+        if not s.tls:
+            return None
+        from stack import certs
+
+        ca = certs.server_cert(s.tls_dir, "cassandra", s.host).ca
+        store = self.conf_dir(s) / "truststore.p12"
+        if not store.is_file():
+            store.parent.mkdir(parents=True, exist_ok=True)
+            keytool = str(Path(jvm.java_bin(s)).resolve().parent / "keytool")
+            argv = [keytool, "-importcert", "-noprompt", "-alias", "cdc-stack-ca", "-file", str(ca)]
+            argv += ["-keystore", str(store), "-storetype", "PKCS12", "-storepass", s.truststore_password]
+            proc = subprocess.run(argv, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise StackError("debezium: keytool failed", (proc.stdout + proc.stderr).splitlines()[-10:])
+        return store
+
     def prepare(self, s: Settings) -> Launch:
         data, conf = self.data_dir(s), self.conf_dir(s)
         for sub in ("offsets", "relocation"):
             (data / sub).mkdir(parents=True, exist_ok=True)
-        driver = write(conf / "application.conf", render.driver_conf(s))
+        driver = write(conf / "application.conf", render.driver_conf(s, self.truststore(s)))
         props = write(conf / "agent.properties", render.debezium_properties(s, yaml_path(s), driver, data))
         logback = write(conf / "logback.xml", render.logback_xml(s.log_file(self.name)))
         argv = [

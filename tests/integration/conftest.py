@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ import pytest
 from cassandra.cluster import Cluster
 
 from app.testing import StartWorker, WorkerProcess, delete_topics, drop_pg_schema, free_port, unique
+from stack.config import Settings as StackSettings
 from tests.stack_fixtures import marker_services
 
 
@@ -84,3 +88,35 @@ def start_worker(
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_stack(stack_settings: StackSettings) -> Iterator[StackSettings]:
+    """PostgreSQL, Kafka, Cassandra and the Debezium agent in the stack's TLS mode (TLS-only listeners,
+    passwords everywhere), on ports and in a directory of their own, once per session. The directory is
+    world-traversable: PostgreSQL runs as the ``postgres`` user and pytest's tmp dirs are 0700."""
+    from stack import control
+
+    folder = Path(tempfile.mkdtemp(prefix="cdc-tls-stack-"))
+    folder.chmod(0o755)
+    settings = dataclasses.replace(
+        stack_settings,
+        dir=folder,
+        cache_dir=stack_settings.cache,
+        pg_port=free_port(),
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        cassandra_port=free_port(),
+        cassandra_storage_port=free_port(),
+        cassandra_heap="512M",
+        debezium_http_port=free_port(),
+        debezium_heap="512m",
+        tls=True,
+    )
+    services = ["postgres", "kafka", "cassandra", "debezium"]
+    try:
+        control.up(services, settings, lambda line: None)
+        yield settings
+    finally:
+        control.down(services, settings, lambda line: None)
+        shutil.rmtree(folder, ignore_errors=True)

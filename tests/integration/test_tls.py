@@ -1,17 +1,12 @@
-"""Cassandra in the stack's TLS mode (a node of its own: TLS-only clients, PasswordAuthenticator,
+"""Cassandra in the stack's TLS mode (the ``tls_stack`` node: TLS-only clients, PasswordAuthenticator,
 CassandraAuthorizer): the worker's connection (``app.cassandra_session.connect``) with verification and the
 least-privilege role reads schema and rows, may not write, and is refused without TLS or with an unknown CA.
 
-PostgreSQL and Kafka in TLS mode are exercised by the whole pipeline in ``test_vault.py``.
+The whole pipeline in TLS mode is in ``test_vault.py``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,32 +16,10 @@ from cassandra.cluster import Cluster, NoHostAvailable
 from app.cassandra_schema import table_schema
 from app.cassandra_session import connect
 from app.settings import CassandraSettings
-from app.testing import free_port, unique
-from stack import control
+from app.testing import unique
 from stack.config import Settings as StackSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("cassandra")]
-
-
-@pytest.fixture(scope="module")
-def tls_cassandra(stack_settings: StackSettings) -> Iterator[StackSettings]:
-    """A Cassandra node of the TLS mode, on ports and in a directory of its own."""
-    folder = Path(tempfile.mkdtemp(prefix="cdc-tls-cassandra-"))
-    settings = dataclasses.replace(
-        stack_settings,
-        dir=folder,
-        cache_dir=stack_settings.cache,
-        cassandra_port=free_port(),
-        cassandra_storage_port=free_port(),
-        cassandra_heap="512M",
-        tls=True,
-    )
-    try:
-        control.up(["cassandra"], settings, lambda line: None)
-        yield settings
-    finally:
-        control.down(["cassandra"], settings, lambda line: None)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def worker_settings(s: StackSettings, **tls: Any) -> CassandraSettings:
@@ -60,9 +33,9 @@ def worker_settings(s: StackSettings, **tls: Any) -> CassandraSettings:
 
 
 def test_the_worker_reads_cassandra_over_verified_tls_with_a_select_only_role(
-    tls_cassandra: StackSettings,
+    tls_stack: StackSettings,
 ) -> None:
-    s = tls_cassandra
+    s = tls_stack
     keyspace = unique("it_tls")
     admin = Cluster([s.host], port=s.cassandra_port, **s.cassandra_client_kwargs())
     try:

@@ -11,26 +11,23 @@ and a KV secret holding the web token and the hash key. The worker is given only
 2. OpenBao stopped (SIGSTOP: the process holds its in-memory state, clients time out) for 60 s: the worker
    keeps applying with its leased credentials; stopped past the grace period: the worker pauses with the
    reason on ``/health``, and resumes when OpenBao does. Nothing is lost.
-3. PostgreSQL and Kafka of the stack's TLS mode (servers of their own: TLS only, passwords only; the agent's
-   real events forwarded into that Kafka): the worker connects with ``sslmode=verify-full`` and dynamic
-   credentials, and over SASL_SSL with SCRAM-SHA-512 (its password a Vault reference); every PostgreSQL
-   session of the worker is TLS 1.3 and no superuser, plaintext is refused by both, the sides converge.
+3. The whole pipeline in the stack's TLS mode (``tls_stack``: Cassandra, its agent, Kafka and PostgreSQL with
+   TLS-only listeners and passwords): the worker connects to PostgreSQL with ``sslmode=verify-full`` and
+   dynamic credentials, to Kafka over SASL_SSL with SCRAM-SHA-512, to Cassandra over verified TLS as a
+   SELECT-only role (both passwords Vault references); every PostgreSQL session of the worker is TLS 1.3
+   and no superuser, every Cassandra client is TLS, plaintext is refused by all three, the sides converge.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import re
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -39,6 +36,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from cassandra.cluster import Cluster, NoHostAvailable
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -49,7 +47,6 @@ from app.testing import (
     WorkerProcess,
     compare_keyspace,
     create_cdc_keyspace,
-    free_port,
     unique,
     wait_applied,
     wait_until,
@@ -380,103 +377,67 @@ def test_vault_stopped_the_worker_applies_for_the_grace_period_then_pauses_and_r
 
 
 @pytest.fixture
-def tls_stack(stack_settings: StackSettings) -> Iterator[StackSettings]:
-    """PostgreSQL and Kafka of the stack's TLS mode, on ports and in a directory of their own (world-
-    traversable: PostgreSQL runs as the ``postgres`` user, pytest's tmp dirs are 0700)."""
-    from stack import control
-
-    folder = Path(tempfile.mkdtemp(prefix="cdc-tls-stack-"))
-    folder.chmod(0o755)
-    settings = dataclasses.replace(
-        stack_settings,
-        dir=folder,
-        cache_dir=stack_settings.cache,
-        pg_port=free_port(),
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        tls=True,
-    )
+def tls_keyspace(tls_stack: StackSettings) -> Iterator[tuple[Any, str]]:
+    """A superuser session on the TLS stack's Cassandra and a fresh keyspace name (dropped afterwards)."""
+    cluster = Cluster([tls_stack.host], port=tls_stack.cassandra_port, **tls_stack.cassandra_client_kwargs())
+    session = cluster.connect()
+    session.default_timeout = 30
+    name = unique("it_vault_tls")
     try:
-        control.up(["postgres", "kafka"], settings, lambda line: None)
-        yield settings
+        yield session, name
+        session.execute(f"DROP KEYSPACE IF EXISTS {name}")
     finally:
-        control.down(["postgres", "kafka"], settings, lambda line: None)
-        shutil.rmtree(folder, ignore_errors=True)
+        cluster.shutdown()
 
 
-class Forwarder(threading.Thread):
-    """Copies a topic of the plain stack's Kafka (the agent's real events) into the TLS Kafka, partition by
-    partition and in order, so offsets match: the TLS stack has no agent of its own (one Cassandra, one
-    agent)."""
-
-    def __init__(self, source: str, target: str, auth: dict[str, Any], topic: str) -> None:
-        super().__init__(daemon=True)
-        self.source, self.target, self.auth, self.topic = source, target, auth, topic
-        self.stopped = threading.Event()
-        self.copied = 0
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            asyncio.run(self._copy())
-        except BaseException as error:  # reported by the test
-            self.error = error
-
-    async def _copy(self) -> None:
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.source, group_id=None, auto_offset_reset="earliest"
-        )
-        producer = AIOKafkaProducer(bootstrap_servers=self.target, acks="all", **self.auth)
-        await consumer.start()
-        await producer.start()
-        try:
-            partitions: set[int] = set()
-            while not partitions and not self.stopped.is_set():
-                await consumer._client.force_metadata_update()
-                partitions = consumer.partitions_for_topic(self.topic) or set()
-                await asyncio.sleep(0.5)
-            consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
-            while not self.stopped.is_set():
-                for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                    for record in records:
-                        await producer.send_and_wait(
-                            self.topic, record.value, key=record.key, partition=tp.partition
-                        )
-                        self.copied += 1
-        finally:
-            await consumer.stop()
-            await producer.stop()
-
-
-def test_the_pipeline_converges_through_kafka_and_postgresql_that_accept_only_tls(
-    cql: Any,
-    keyspace: str,
-    stream: str,
+def test_the_whole_pipeline_converges_with_tls_and_passwords_everywhere_and_least_privilege(
     tls_stack: StackSettings,
-    kafka_bootstrap: str,
+    tls_keyspace: tuple[Any, str],
     vault_admin: Any,
     vault_addr: str,
     start_worker: StartWorker,
 ) -> None:
-    db = VaultDatabase(tls_stack.pg_dsn, vault_admin, vault_addr, ttl_s=600, max_ttl_s=1200)
-    vault_admin.secrets.kv.v2.patch(path=db.name, secret={"kafka_password": tls_stack.kafka_password})
-    forwarder = Forwarder(kafka_bootstrap, tls_stack.kafka_bootstrap, tls_stack.kafka_client_kwargs(), stream)
-    forwarder.start()
+    s = tls_stack
+    cql, keyspace = tls_keyspace
+    kafka_auth = s.kafka_client_kwargs()
+    topic = f"{s.topic_prefix}.{keyspace}.{TABLE}"
+    create_cdc_keyspace(
+        cql,
+        keyspace,
+        {TABLE: "id int PRIMARY KEY, v int, tags set<text>"},
+        s.topic_prefix,
+        s.kafka_bootstrap,
+        s.log_file("debezium"),
+        kafka_auth=kafka_auth,
+    )
+    db = VaultDatabase(s.pg_dsn, vault_admin, vault_addr, ttl_s=600, max_ttl_s=1200)
+    vault_admin.secrets.kv.v2.patch(
+        path=db.name,
+        secret={"kafka_password": s.kafka_password, "cassandra_password": s.cassandra_reader_password},
+    )
     try:
-        ca = str(tls_stack.tls_dir / "ca.pem")
+        ca = str(s.tls_dir / "ca.pem")
         env = db.worker_env(
             CDC_POSTGRES__SSLMODE="verify-full",
             CDC_POSTGRES__SSLROOTCERT=ca,
             CDC_KAFKA__SECURITY_PROTOCOL="SASL_SSL",
             CDC_KAFKA__SASL_MECHANISM="SCRAM-SHA-512",
-            CDC_KAFKA__SASL_USERNAME=tls_stack.kafka_user,
+            CDC_KAFKA__SASL_USERNAME=s.kafka_user,
             CDC_KAFKA__SASL_PASSWORD=f"vault:secret/{db.name}#kafka_password",
             CDC_KAFKA__TLS__CA_FILE=ca,
+            CDC_CASSANDRA__USERNAME=s.cassandra_reader,
+            CDC_CASSANDRA__PASSWORD=f"vault:secret/{db.name}#cassandra_password",
+            CDC_CASSANDRA__TLS__ENABLED="true",
+            CDC_CASSANDRA__TLS__CA_FILE=ca,
         )
         worker = start_worker(
-            [keyspace], pg_dsn=db.dsn(), kafka_bootstrap=tls_stack.kafka_bootstrap, extra_env=env
+            [keyspace],
+            pg_dsn=db.dsn(),
+            kafka_bootstrap=s.kafka_bootstrap,
+            topic_prefix=s.topic_prefix,
+            cassandra_host=s.host,
+            cassandra_port=s.cassandra_port,
+            extra_env=env,
         )
         writer = CqlWriter(cql, keyspace, TABLE)
         writer.start()
@@ -488,28 +449,40 @@ def test_the_pipeline_converges_through_kafka_and_postgresql_that_accept_only_tl
                 "WHERE a.datname = %s AND a.usename LIKE 'v-%%'",
                 db.name,
             )
+            clients = list(cql.execute("SELECT username, ssl_enabled FROM system_views.clients"))
         finally:
             writer.stopped.set()
             writer.join()
-        assert forwarder.error is None, forwarder.error
-        # Applied to the end of the forwarded topic (same offsets as the plain stack's) and equal.
-        wait_equal(cql, db, keyspace, worker, stream, bootstrap=kafka_bootstrap)
-        assert forwarder.copied >= writer.count
-        assert sessions, "no session of the worker"
+
+        def equal() -> bool:
+            wait_applied(db.dsn(as_admin=True), worker.app_id, s.kafka_bootstrap, [topic], 300, kafka_auth)
+            return all(d.equal for d in compare_keyspace(cql, db.dsn(as_admin=True), keyspace, [TABLE]))
+
+        try:
+            wait_until(equal, 300, "the mirror did not converge")
+        except TimeoutError as error:
+            pytest.fail(f"{error}\n{worker.log_tail()}")
+        assert db.dead_letters() == 0
+        assert sessions, "no PostgreSQL session of the worker"
         assert {(ssl, version, superuser) for _, ssl, version, superuser in sessions} == {
             (True, "TLSv1.3", False)
         }, sessions
-        assert db.dead_letters() == 0
+        # Cassandra: every client over TLS; the worker as the SELECT-only role (the test itself as superuser).
+        assert {c.username for c in clients} == {s.cassandra_reader, s.cassandra_user}, clients
+        assert all(c.ssl_enabled for c in clients), clients
 
-        # Plaintext is refused by both servers.
+        # Plaintext is refused by all three.
         with pytest.raises(psycopg.OperationalError, match="no encryption"):
             psycopg.connect(make_conninfo(db.dsn(as_admin=True), sslmode="disable")).close()
-        assert not plaintext_kafka_answers(tls_stack.kafka_bootstrap)
-        assert kafka_password_absent(worker, tls_stack.kafka_password, db.web_token)
+        assert not plaintext_kafka_answers(s.kafka_bootstrap)
+        plain = Cluster([s.host], port=s.cassandra_port, connect_timeout=5)
+        with pytest.raises(NoHostAvailable):
+            plain.connect()
+        plain.shutdown()
+        for secret in (s.kafka_password, s.cassandra_reader_password):
+            assert secret_absent(worker, secret, db.web_token)
         worker.stop()
     finally:
-        forwarder.stopped.set()
-        forwarder.join(30)
         db.drop()
 
 
@@ -530,9 +503,9 @@ def plaintext_kafka_answers(bootstrap: str) -> bool:
     return asyncio.run(attempt())
 
 
-def kafka_password_absent(worker: WorkerProcess, password: str, token: str) -> bool:
-    """The SASL password (read from Vault) is nowhere the worker shows things."""
+def secret_absent(worker: WorkerProcess, secret: str, token: str) -> bool:
+    """A secret read from Vault is nowhere the worker shows things."""
     shown = (
         worker.log_text() + get(worker, "/health") + get(worker, "/metrics") + get(worker, "/config", token)
     )
-    return password not in shown
+    return secret not in shown
