@@ -37,11 +37,12 @@ from app.testing import (
     wait_applied,
     wait_until,
 )
+from tests.integration.workloads import RANDOM_DEFINITION, random_statements
 
 pytestmark = [pytest.mark.integration, pytest.mark.services("postgres", "kafka", "cassandra", "debezium")]
 
 TABLE = "t"
-DEFINITION = "p int, c int, v int, w text, tags set<int>, PRIMARY KEY (p, c)"
+DEFINITION = RANDOM_DEFINITION
 KILLS = 3
 KILLS_OF_TWO = 2
 STATEMENTS = 1500
@@ -55,26 +56,7 @@ _T = TypeVar("_T")
 
 
 def statements(rng: random.Random, keyspace: str, n: int, base_ts: int) -> list[str]:
-    """Writes with explicit, overlapping timestamps; cell, row and range deletes; set additions."""
-    t = f"{keyspace}.{TABLE}"
-    out = []
-    for _ in range(n):
-        p, c, ts, v = rng.randint(0, 4), rng.randint(0, 9), base_ts + rng.randint(0, 500), rng.randint(0, 9)
-        where = f"WHERE p = {p} AND c = {c}"
-        out.append(
-            rng.choice(
-                [
-                    f"INSERT INTO {t} (p, c, v, w) VALUES ({p}, {c}, {v}, 'w{v}') USING TIMESTAMP {ts}",
-                    f"INSERT INTO {t} (p, c, v, w) VALUES ({p}, {c}, {v}, 'w{v}') USING TIMESTAMP {ts}",
-                    f"UPDATE {t} USING TIMESTAMP {ts} SET v = {v} {where}",
-                    f"DELETE w FROM {t} USING TIMESTAMP {ts} {where}",
-                    f"DELETE FROM {t} USING TIMESTAMP {ts} {where}",
-                    f"DELETE FROM {t} USING TIMESTAMP {ts} WHERE p = {p} AND c >= {c} AND c < {c + 2}",
-                    f"UPDATE {t} USING TIMESTAMP {ts} SET tags = tags + {{{v}}} {where}",
-                ]
-            )
-        )
-    return out
+    return random_statements(rng, f"{keyspace}.{TABLE}", n, base_ts)
 
 
 def stream(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import re
 import secrets
 import signal
@@ -40,6 +41,7 @@ from cassandra.cluster import Cluster, NoHostAvailable
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from app.clock import now_us
 from app.testing import (
     REPO,
     CqlWriter,
@@ -54,6 +56,7 @@ from app.testing import (
 )
 from stack import vault_setup
 from stack.config import Settings as StackSettings
+from tests.integration.workloads import RANDOM_DEFINITION, random_statements
 
 pytestmark = [
     pytest.mark.integration,
@@ -61,6 +64,7 @@ pytestmark = [
 ]
 
 TABLE = "items"
+RANDOM = "t"
 
 
 class VaultDatabase:
@@ -404,12 +408,15 @@ def test_the_whole_pipeline_converges_with_tls_and_passwords_everywhere_and_leas
     create_cdc_keyspace(
         cql,
         keyspace,
-        {TABLE: "id int PRIMARY KEY, v int, tags set<text>"},
+        {TABLE: "id int PRIMARY KEY, v int, tags set<text>", RANDOM: RANDOM_DEFINITION},
         s.topic_prefix,
         s.kafka_bootstrap,
         s.log_file("debezium"),
         kafka_auth=kafka_auth,
     )
+    topics = [topic, f"{s.topic_prefix}.{keyspace}.{RANDOM}"]
+    seed = random.randrange(1 << 30)
+    workload = random_statements(random.Random(seed), f"{keyspace}.{RANDOM}", 600, now_us())
     db = VaultDatabase(s.pg_dsn, vault_admin, vault_addr, ttl_s=600, max_ttl_s=1200)
     vault_admin.secrets.kv.v2.patch(
         path=db.name,
@@ -442,6 +449,8 @@ def test_the_whole_pipeline_converges_with_tls_and_passwords_everywhere_and_leas
         writer = CqlWriter(cql, keyspace, TABLE)
         writer.start()
         try:
+            for statement in workload:  # out-of-order writes, deletes of every kind, set additions
+                cql.execute(statement)
             wait_until(lambda: db.mirror_rows(keyspace) > 100, 180, "nothing was applied over TLS")
             sessions = db.query(
                 "SELECT a.usename, s.ssl, s.version, r.rolsuper FROM pg_stat_activity a "
@@ -455,11 +464,12 @@ def test_the_whole_pipeline_converges_with_tls_and_passwords_everywhere_and_leas
             writer.join()
 
         def equal() -> bool:
-            wait_applied(db.dsn(as_admin=True), worker.app_id, s.kafka_bootstrap, [topic], 300, kafka_auth)
-            return all(d.equal for d in compare_keyspace(cql, db.dsn(as_admin=True), keyspace, [TABLE]))
+            wait_applied(db.dsn(as_admin=True), worker.app_id, s.kafka_bootstrap, topics, 300, kafka_auth)
+            diffs = compare_keyspace(cql, db.dsn(as_admin=True), keyspace, [TABLE, RANDOM])
+            return all(d.equal for d in diffs)
 
         try:
-            wait_until(equal, 300, "the mirror did not converge")
+            wait_until(equal, 300, f"the mirror did not converge (workload seed {seed})")
         except TimeoutError as error:
             pytest.fail(f"{error}\n{worker.log_tail()}")
         assert db.dead_letters() == 0
