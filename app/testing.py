@@ -59,6 +59,9 @@ class CqlWriter(threading.Thread):
     """Writes rows ``(id, v, tags)`` and set additions with CQL until stopped (about 20 statements a second):
     batches then read collections back. ``count``: rows inserted so far."""
 
+    DEFINITION = "id int PRIMARY KEY, v int, tags set<text>"
+    """The table it writes to."""
+
     def __init__(self, cql: Any, keyspace: str, table: str) -> None:
         super().__init__(daemon=True)
         name = f"{protect_name(keyspace)}.{protect_name(table)}"

@@ -97,3 +97,11 @@ def server_cert(folder: Path, name: str, host: str) -> ServerCert:
         _write_key(key_path, key)
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return ServerCert(folder / "ca.pem", cert_path, key_path)
+
+
+def pem_keystore(issued: ServerCert, path: Path) -> Path:
+    """One PEM file holding the key then the certificate (what Kafka's and Cassandra's PEM keystores read)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(issued.key.read_bytes() + issued.cert.read_bytes())
+    path.chmod(0o600)
+    return path

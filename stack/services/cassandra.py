@@ -76,12 +76,9 @@ class Cassandra(Service):
             return None
         from stack import certs
 
-        issued = certs.server_cert(s.tls_dir, "cassandra", s.host)
-        keystore = self.conf_dir(s) / "keystore.pem"
-        keystore.parent.mkdir(parents=True, exist_ok=True)
-        keystore.write_bytes(issued.key.read_bytes() + issued.cert.read_bytes())
-        keystore.chmod(0o600)
-        return keystore
+        return certs.pem_keystore(
+            certs.server_cert(s.tls_dir, "cassandra", s.host), self.conf_dir(s) / "keystore.pem"
+        )
 
     def probe(self, s: Settings) -> bool:
         return readiness.cassandra(s.host, s.cassandra_port, **s.cassandra_client_kwargs())

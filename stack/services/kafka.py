@@ -66,11 +66,7 @@ class Kafka(Service):
         from stack import certs
 
         issued = certs.server_cert(s.tls_dir, "kafka", s.host)
-        keystore = self.conf_dir(s) / "keystore.pem"
-        keystore.parent.mkdir(parents=True, exist_ok=True)
-        keystore.write_bytes(issued.key.read_bytes() + issued.cert.read_bytes())
-        keystore.chmod(0o600)
-        return keystore, issued.ca
+        return certs.pem_keystore(issued, self.conf_dir(s) / "keystore.pem"), issued.ca
 
     def format_storage(self, base: list[str], server: Path, s: Settings) -> None:
         argv = [*base, "-Xmx256m", STORAGE_TOOL, "format", "-t", new_cluster_id(), "-c", str(server)]

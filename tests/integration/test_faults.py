@@ -149,7 +149,7 @@ def test_systemic_faults_pause_the_stream_without_dead_letters_and_it_converges(
     create_cdc_keyspace(
         cql,
         keyspace,
-        {TABLE: "id int PRIMARY KEY, v int, tags set<text>"},
+        {TABLE: CqlWriter.DEFINITION},
         topic_prefix,
         kafka_bootstrap,
         agent_log,

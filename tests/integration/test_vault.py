@@ -222,7 +222,7 @@ def stream(
     create_cdc_keyspace(
         cql,
         keyspace,
-        {TABLE: "id int PRIMARY KEY, v int, tags set<text>"},
+        {TABLE: CqlWriter.DEFINITION},
         topic_prefix,
         kafka_bootstrap,
         agent_log,
@@ -408,7 +408,7 @@ def test_the_whole_pipeline_converges_with_tls_and_passwords_everywhere_and_leas
     create_cdc_keyspace(
         cql,
         keyspace,
-        {TABLE: "id int PRIMARY KEY, v int, tags set<text>", RANDOM: RANDOM_DEFINITION},
+        {TABLE: CqlWriter.DEFINITION, RANDOM: RANDOM_DEFINITION},
         s.topic_prefix,
         s.kafka_bootstrap,
         s.log_file("debezium"),

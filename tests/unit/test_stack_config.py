@@ -117,3 +117,16 @@ def test_server_certificates_chain_to_the_stack_ca_and_name_the_host(tmp_path: P
         assert conn.version() == "TLSv1.3"
     thread.join(5)
     listener.close()
+
+
+def test_up_tls_refuses_a_stack_initialised_without_tls(tmp_path: Path) -> None:
+    from stack.cli import tls_mode
+
+    fresh = Settings(dir=tmp_path / "fresh")
+    assert tls_mode(fresh).tls
+    assert fresh.tls_marker.is_file()
+    used = Settings(dir=tmp_path / "used")
+    used.data_dir("postgres").mkdir(parents=True)
+    (used.data_dir("postgres") / "PG_VERSION").write_text("15\n")
+    with pytest.raises(StackError, match="initialised without TLS"):
+        tls_mode(used)
