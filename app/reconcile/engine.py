@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from cassandra.cluster import EXEC_PROFILE_DEFAULT
 from cassandra.query import tuple_factory
 from psycopg_pool import ConnectionPool
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from app.reconcile.scan import (
     ScannedRow,
@@ -31,6 +32,7 @@ from app.reconcile.scan import (
     scan_cassandra,
     scan_postgres,
 )
+from app.sink.failures import is_transient
 from models.mirror_spec import MirrorSpec
 from models.reconcile import MASK, Candidate, Digest, Step, candidates, in_flight, next_step
 from models.table_schema import TableSchema
@@ -295,14 +297,14 @@ def run_table(
     schema = check.schema
     report = TableReport(f"{schema.keyspace}.{schema.table}", strategy)
     started = time.monotonic()
-    parts = check.sample_ranges(*sample) if strategy is Strategy.SAMPLE else split(ranges)
+    parts = _attempts(sleep)(check.sample_ranges, *sample) if strategy is Strategy.SAMPLE else split(ranges)
     report.ranges = len(parts)
     finished = dict(resumed or {})
     todo = [r for r in parts if r not in finished]
 
     def one(r: TokenRange) -> tuple[TokenRange, RangeReport | None, str | None]:
         try:
-            return r, _range(check, strategy, r, window_us), None
+            return r, _attempts(sleep)(_range, check, strategy, r, window_us), None
         except Exception as error:  # the range is stored as failed; `--rerun` reads it again
             return r, None, f"{type(error).__name__}: {error}"
 
@@ -328,6 +330,21 @@ def run_table(
             _recheck(check, report, first, recheck_after_s, lag_allowance_s, sleep, concurrency)
     report.seconds = time.monotonic() - started
     return report
+
+
+RANGE_ATTEMPTS = 4
+"""A range read that meets a transient fault (a read timeout, a node or connection lost) is tried this many
+times, with backoff, before the range is reported as failed."""
+
+
+def _attempts(sleep: Callable[[float], None]) -> Retrying:
+    return Retrying(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_attempt(RANGE_ATTEMPTS),
+        wait=wait_exponential(multiplier=0.5, max=8),
+        sleep=sleep,
+        reraise=True,
+    )
 
 
 def _range(
@@ -357,7 +374,11 @@ def _recheck(
     horizon = int((time.time() - lag_allowance_s) * 1_000_000)
     seen = {(f.candidate.key, f.candidate.kind) for f in first}
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="cdc-recheck") as pool:
-        for again in (f for found in pool.map(check.differences, _recheck_ranges(first)) for f in found):
+
+        def differences(r: TokenRange) -> list[Found]:
+            return _attempts(sleep)(check.differences, r)
+
+        for again in (f for found in pool.map(differences, _recheck_ranges(first)) for f in found):
             if (again.candidate.key, again.candidate.kind) not in seen:
                 continue  # new since the first pass: in flight by definition
             if in_flight(again.candidate, again.cassandra_ts, again.postgres_ts, horizon):

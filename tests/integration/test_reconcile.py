@@ -181,7 +181,7 @@ def test_checksum_finds_exactly_the_drifted_keys_and_no_false_positives_under_li
             (sampled["job_id"],),
         ).fetchall()
     assert {(kind, tuple(key)) for kind, key in seen} <= expected
-    assert rc == (5 if seen else 0)
+    assert rc == (5 if seen else 0), sampled
     rc, windowed = reconcile(
         worker,
         "--table",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from app.reconcile.engine import Found, RangeReport, Strategy, run_table
+from app.sink.failures import is_transient
 from models.cql_types import parse_cql_type
 from models.reconcile import Candidate, Digest, MismatchType
 from models.table_schema import Column, TableSchema
@@ -115,3 +116,30 @@ def test_sample_checks_the_sampled_partitions_and_timestamp_range_needs_a_window
     assert "window" in failed.errors[0]
     windowed = run_table(check, Strategy.TIMESTAMP_RANGE, ranges=2, window_us=(0, 10), sleep=lambda s: None)
     assert (windowed.errors, windowed.cassandra_rows) == ([], 2)
+
+
+class Flaky(FakeCheck):
+    """Each range's first read times out (a transient fault); ``hard`` ranges fail for good."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__({}, {})
+        self.error, self.tried = error, list[TokenRange]()
+
+    def check(self, r: TokenRange) -> RangeReport:
+        self.tried.append(r)
+        if self.tried.count(r) == 1 or not is_transient(self.error):
+            raise self.error
+        return super().check(r)
+
+
+def test_a_transient_fault_is_retried_with_backoff_and_another_fails_the_range_at_once() -> None:
+    from cassandra import OperationTimedOut
+
+    slept: list[float] = []
+    timeout = Flaky(OperationTimedOut("timed out"))
+    report = run_table(timeout, Strategy.CHECKSUM, ranges=3, concurrency=1, sleep=slept.append)
+    assert (report.errors, report.cassandra_rows, len(timeout.tried), len(slept)) == ([], 30, 6, 3)
+    bad = Flaky(ValueError("not a fault to retry"))
+    failed = run_table(bad, Strategy.CHECKSUM, ranges=3, concurrency=1, sleep=slept.append)
+    assert (len(failed.errors), len(bad.tried)) == (3, 3)
+    assert "ValueError: not a fault to retry" in failed.errors[0]
