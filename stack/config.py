@@ -30,7 +30,8 @@ class Settings:
     authenticated by password (scram-sha-256), Kafka only SASL_SSL with SCRAM-SHA-512 (its controller SSL),
     Cassandra only TLS clients authenticated by password (PasswordAuthenticator, CassandraAuthorizer; the
     worker's role ``cassandra_reader`` may only SELECT), with certificates of the stack's own CA
-    (``<dir>/tls``). The Debezium agent is not set up for it (yet).
+    (``<dir>/tls``); the Debezium agent speaks TLS to both; OpenBao serves HTTPS with the dev server's own CA
+    (``conf/openbao/vault-ca.pem``).
     Use a stack directory of its own: the data directories are initialised in one mode."""
     # PostgreSQL
     pg_port: int = 55432

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 import urllib.error
 import urllib.request
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from stack.errors import StackError
@@ -97,9 +99,11 @@ async def _kafka_produce(bootstrap: str, timeout: float, auth: dict[str, Any]) -
         await producer.stop()
 
 
-def http_ok(url: str, timeout: float = 2.0) -> bool:
+def http_ok(url: str, timeout: float = 2.0, cafile: Path | None = None) -> bool:
+    """GET ``url`` answers 200 (an https URL verified against ``cafile``, default the system's CAs)."""
+    context = ssl.create_default_context(cafile=str(cafile)) if cafile else None
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - local http URL
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:  # noqa: S310 - local URL
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError):
         return False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from stack import readiness
 from stack.config import Settings
@@ -51,20 +52,32 @@ class OpenBao(Service):
             f"-dev-root-token-id={s.openbao_token}",
             f"-dev-listen-address={s.host}:{s.openbao_port}",
         ]
+        if s.tls:  # the dev server's own CA and certificate (for 127.0.0.1), written to the conf dir
+            self.conf_dir(s).mkdir(parents=True, exist_ok=True)
+            argv += ["-dev-tls", f"-dev-tls-cert-dir={self.conf_dir(s)}"]
         return Launch(argv=argv, cwd=data, env={"HOME": str(data)})
 
+    def ca_file(self, s: Settings) -> Path | None:
+        """TLS mode: the CA that signed the dev server's certificate."""
+        return self.conf_dir(s) / "vault-ca.pem" if s.tls else None
+
     def addr(self, s: Settings) -> str:
-        return f"http://{s.host}:{s.openbao_port}"
+        return f"{'https' if s.tls else 'http'}://{s.host}:{s.openbao_port}"
 
-    def probe(self, s: Settings) -> bool:
-        return readiness.http_ok(f"{self.addr(s)}/v1/sys/health")
-
-    def after_ready(self, s: Settings) -> None:
+    def client(self, s: Settings) -> Any:
+        """An hvac client with the root token."""
         import hvac
 
+        ca = self.ca_file(s)
+        return hvac.Client(url=self.addr(s), token=s.openbao_token, verify=str(ca) if ca else True)
+
+    def probe(self, s: Settings) -> bool:
+        return readiness.http_ok(f"{self.addr(s)}/v1/sys/health", cafile=self.ca_file(s))
+
+    def after_ready(self, s: Settings) -> None:
         from stack import vault_setup
 
-        client = hvac.Client(url=self.addr(s), token=s.openbao_token)
+        client = self.client(s)
         vault_setup.configure_approle(client, APPROLE, vault_setup.policy(DATABASE_ROLE, "cdc"))
         try:
             readiness.postgres(s.pg_dsn)
@@ -88,6 +101,7 @@ class OpenBao(Service):
     def endpoint(self, s: Settings) -> dict[str, object]:
         return {
             "addr": self.addr(s),
+            "ca_file": str(self.ca_file(s)) if self.ca_file(s) else None,
             "token": s.openbao_token,
             "database_role": DATABASE_ROLE,
             "postgres_role": WRITER_GROUP,

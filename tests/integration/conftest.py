@@ -92,8 +92,8 @@ def start_worker(
 
 @pytest.fixture(scope="session")
 def tls_stack(stack_settings: StackSettings) -> Iterator[StackSettings]:
-    """PostgreSQL, Kafka, Cassandra and the Debezium agent in the stack's TLS mode (TLS-only listeners,
-    passwords everywhere), on ports and in a directory of their own, once per session. The directory is
+    """PostgreSQL, Kafka, Cassandra, the Debezium agent and OpenBao in the stack's TLS mode (TLS-only
+    listeners, passwords everywhere), on ports and in a directory of their own, once per session. The directory is
     world-traversable: PostgreSQL runs as the ``postgres`` user and pytest's tmp dirs are 0700."""
     from stack import control
 
@@ -111,9 +111,10 @@ def tls_stack(stack_settings: StackSettings) -> Iterator[StackSettings]:
         cassandra_heap="512M",
         debezium_http_port=free_port(),
         debezium_heap="512m",
+        openbao_port=free_port(),
         tls=True,
     )
-    services = ["postgres", "kafka", "cassandra", "debezium"]
+    services = ["postgres", "kafka", "cassandra", "debezium", "openbao"]
     try:
         control.up(services, settings, lambda line: None)
         yield settings

@@ -11,11 +11,12 @@ and a KV secret holding the web token and the hash key. The worker is given only
 2. OpenBao stopped (SIGSTOP: the process holds its in-memory state, clients time out) for 60 s: the worker
    keeps applying with its leased credentials; stopped past the grace period: the worker pauses with the
    reason on ``/health``, and resumes when OpenBao does. Nothing is lost.
-3. The whole pipeline in the stack's TLS mode (``tls_stack``: Cassandra, its agent, Kafka and PostgreSQL with
-   TLS-only listeners and passwords): the worker connects to PostgreSQL with ``sslmode=verify-full`` and
+3. The whole pipeline in the stack's TLS mode (``tls_stack``: Cassandra, its agent, Kafka, PostgreSQL and
+   OpenBao with TLS-only listeners and passwords): the worker logs in to OpenBao over verified HTTPS, connects
+   to PostgreSQL with ``sslmode=verify-full`` and
    dynamic credentials, to Kafka over SASL_SSL with SCRAM-SHA-512, to Cassandra over verified TLS as a
    SELECT-only role (both passwords Vault references); every PostgreSQL session of the worker is TLS 1.3
-   and no superuser, every Cassandra client is TLS, plaintext is refused by all three, the sides converge.
+   and no superuser, every Cassandra client is TLS, plaintext is refused by all four, the sides converge.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from cassandra.cluster import Cluster, NoHostAvailable
@@ -56,6 +58,7 @@ from app.testing import (
 )
 from stack import vault_setup
 from stack.config import Settings as StackSettings
+from stack.services.openbao import OpenBao
 from tests.integration.workloads import RANDOM_DEFINITION, random_statements
 
 pytestmark = [
@@ -395,13 +398,11 @@ def tls_keyspace(tls_stack: StackSettings) -> Iterator[tuple[Any, str]]:
 
 
 def test_the_whole_pipeline_converges_with_tls_and_passwords_everywhere_and_least_privilege(
-    tls_stack: StackSettings,
-    tls_keyspace: tuple[Any, str],
-    vault_admin: Any,
-    vault_addr: str,
-    start_worker: StartWorker,
+    tls_stack: StackSettings, tls_keyspace: tuple[Any, str], start_worker: StartWorker
 ) -> None:
     s = tls_stack
+    bao = OpenBao()
+    vault_admin, vault_addr, vault_ca = bao.client(s), bao.addr(s), str(bao.ca_file(s))
     cql, keyspace = tls_keyspace
     kafka_auth = s.kafka_client_kwargs()
     topic = f"{s.topic_prefix}.{keyspace}.{TABLE}"
@@ -425,6 +426,7 @@ def test_the_whole_pipeline_converges_with_tls_and_passwords_everywhere_and_leas
     try:
         ca = str(s.tls_dir / "ca.pem")
         env = db.worker_env(
+            CDC_VAULT__CA_FILE=vault_ca,
             CDC_POSTGRES__SSLMODE="verify-full",
             CDC_POSTGRES__SSLROOTCERT=ca,
             CDC_KAFKA__SECURITY_PROTOCOL="SASL_SSL",
@@ -481,10 +483,13 @@ def test_the_whole_pipeline_converges_with_tls_and_passwords_everywhere_and_leas
         assert {c.username for c in clients} == {s.cassandra_reader, s.cassandra_user}, clients
         assert all(c.ssl_enabled for c in clients), clients
 
-        # Plaintext is refused by all three.
+        # Plaintext is refused by all four.
         with pytest.raises(psycopg.OperationalError, match="no encryption"):
             psycopg.connect(make_conninfo(db.dsn(as_admin=True), sslmode="disable")).close()
         assert not plaintext_kafka_answers(s.kafka_bootstrap)
+        # OpenBao answers "Client sent an HTTP request to an HTTPS server".
+        plain_vault = httpx.get(vault_addr.replace("https:", "http:") + "/v1/sys/health", timeout=10)
+        assert plain_vault.status_code == 400, plain_vault.text
         plain = Cluster([s.host], port=s.cassandra_port, connect_timeout=5)
         with pytest.raises(NoHostAvailable):
             plain.connect()
