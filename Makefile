@@ -4,8 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CDC := $(VENV)/bin/cdc
 STAMP := $(VENV)/.installed
+# helm, for the chart's checks in `make test`: built from the Go module proxy (no other download source).
+HELM_VERSION := v3.21.4
+HELM := .tools/bin/helm
 
-.PHONY: help install system-deps demo test unit integration lint fmt stack-up stack-down stack-status bench clean
+.PHONY: help install system-deps tools demo test unit integration lint fmt stack-up stack-down stack-status bench clean
 
 help:
 	@echo "make demo   - set up everything, start the local stack, write demo data, show it flowing"
@@ -21,7 +24,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
-install: system-deps $(STAMP)
+$(HELM):
+	@command -v go >/dev/null 2>&1 || { echo "install: go not found on PATH (needed to build helm)" >&2; exit 1; }
+	GOBIN=$(CURDIR)/.tools/bin GOFLAGS=-buildvcs=false go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+tools: $(HELM)
+
+install: system-deps $(STAMP) tools
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -103,6 +103,8 @@ class Wiring:
         """The group has assigned this worker its partitions (for ``/ready``)."""
         self.stalled: dict[tuple[str, int], int] = {}
         """Partitions fetched past their next offset with nothing buffered at the last check (-> that offset)."""
+        self.lag_reported: set[tuple[str, int]] = set()
+        """Partitions whose ``cdc_consumer_lag_events`` gauge this worker sets."""
 
 
 wiring = Wiring()
@@ -610,6 +612,35 @@ async def recover_stalled(
         )
         await consumer.seek(TP(*tp), offset)
     return seek
+
+
+@app.timer(interval=10.0)
+async def consumer_lag_timer() -> None:
+    """``cdc_consumer_lag_events``, read from Kafka's end offsets: it keeps moving while nothing commits (a
+    dependency down), which is what the "no commit while lag" alert needs."""
+    try:
+        await report_lag(current_runtime(), app.batching_consumer)
+    except Exception as error:  # Kafka unreachable: the gauge keeps its last value, /health shows Kafka
+        log.info("consumer lag not read from Kafka; will retry", error=str(error))
+
+
+async def report_lag(
+    runtime: WorkerRuntime, consumer: Consumer, reported: set[tuple[str, int]] | None = None
+) -> dict[tuple[str, int], int]:
+    """Set the lag gauge of each claimed, assigned partition (end offset minus where applying resumes); the
+    gauges of partitions no longer this worker's are removed. Returns the lags set."""
+    reported = wiring.lag_reported if reported is None else reported
+    assigned = consumer.assignment()
+    offsets = {tp: o for tp, o in runtime.next_offsets().items() if TP(*tp) in assigned}
+    ends = await consumer.highwaters(*(TP(*tp) for tp in offsets)) if offsets else {}
+    lags = {tp: max(0, ends[TP(*tp)] - o) for tp, o in offsets.items() if TP(*tp) in ends}
+    for topic, partition in reported - lags.keys():
+        metrics.consumer_lag.remove(topic, str(partition))
+    for (topic, partition), lag in lags.items():
+        metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+    reported.clear()
+    reported.update(lags)
+    return lags
 
 
 @app.timer(interval=10.0)

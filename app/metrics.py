@@ -30,6 +30,11 @@ cassandra_to_pg_seconds = Histogram(
 )
 retries = Counter("cdc_transient_retries_total", "Batch retries after a transient failure", ["error"])
 fenced = Counter("cdc_fenced_batches_total", "Batches dropped because another worker owns the partition")
+consumer_lag = Gauge(
+    "cdc_consumer_lag_events",
+    "Records in Kafka past the offset applying resumes at, per partition this worker has claimed",
+    ["topic", "partition"],
+)
 last_commit = Gauge("cdc_last_commit_timestamp_seconds", "Wall time of the last committed batch")
 source_lag = Gauge("cdc_source_lag_seconds", "Now minus the newest applied Cassandra write time", ["table"])
 rows_expired = Counter("cdc_rows_expired_total", "Mirror rows re-evaluated by the TTL sweep")

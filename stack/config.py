@@ -76,6 +76,14 @@ class Settings:
     openbao_port: int = 58200
     openbao_token: str = "cdc-dev-root"  # noqa: S105 - dev-server root token, local only
     bao: str = "bao"
+    prometheus_port: int = 59090
+    prometheus: str = "prometheus"
+    """The Prometheus server binary (Debian's ``prometheus`` package)."""
+    prometheus_targets: str = "127.0.0.1:6066"
+    """Workers to scrape (``host:port``, comma-separated) at start; ``stack.services.prometheus.set_targets``
+    changes them while it runs."""
+    prometheus_interval: str = "5s"
+    """Scrape and rule evaluation interval."""
     # Tools and timeouts
     java: str = "java"
     mvn: str = "mvn"

@@ -9,9 +9,11 @@ from stack.services.debezium import Debezium
 from stack.services.kafka import Kafka
 from stack.services.openbao import OpenBao
 from stack.services.postgres import Postgres
+from stack.services.prometheus import Prometheus
 
 SERVICES: dict[str, Service] = {
-    svc.name: svc for svc in (Postgres(), Kafka(), Cassandra(), Apicurio(), Debezium(), OpenBao())
+    svc.name: svc
+    for svc in (Postgres(), Kafka(), Cassandra(), Apicurio(), Debezium(), OpenBao(), Prometheus())
 }
 DEFAULT_UP: tuple[str, ...] = ("postgres", "kafka", "cassandra", "debezium")
 

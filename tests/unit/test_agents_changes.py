@@ -10,6 +10,7 @@ from typing import Any
 
 from aiokafka.errors import IllegalStateError
 from faust.types import TP
+from prometheus_client import REGISTRY
 
 from agents import changes
 from app.health import health
@@ -342,3 +343,27 @@ def test_a_partition_paused_on_purpose_is_not_sought_back() -> None:
         assert consumer.seeks == []
     finally:
         changes.wiring.parked.pop((TOPIC, 0), None)
+
+
+def test_consumer_lag_is_the_end_offset_minus_where_applying_resumes_and_gone_with_the_partition() -> None:
+    from app import metrics
+
+    def gauge(partition: int) -> float | None:
+        return REGISTRY.get_sample_value(
+            "cdc_consumer_lag_events", {"topic": TOPIC, "partition": str(partition)}
+        )
+
+    runtime = FakeRuntime(stored={(TOPIC, 0): 10, (TOPIC, 1): 7, (TOPIC, 2): 4})
+    consumer = FakeConsumer(
+        assigned={TP(TOPIC, 0), TP(TOPIC, 1)},  # partition 2 went to another worker
+        ends={TP(TOPIC, 0): 25, TP(TOPIC, 1): 7, TP(TOPIC, 2): 9},
+    )
+    reported: set[tuple[str, int]] = set()
+    assert asyncio.run(changes.report_lag(runtime, consumer, reported)) == {(TOPIC, 0): 15, (TOPIC, 1): 0}
+    assert (gauge(0), gauge(1), gauge(2)) == (15, 0, None)
+    consumer.assigned = {TP(TOPIC, 1)}  # a rebalance took partition 0 away
+    runtime.stored[(TOPIC, 1)] = 5  # and the ends are read again
+    assert asyncio.run(changes.report_lag(runtime, consumer, reported)) == {(TOPIC, 1): 2}
+    assert (gauge(0), gauge(1)) == (None, 2)
+    assert reported == {(TOPIC, 1)}
+    metrics.consumer_lag.remove(TOPIC, "1")
