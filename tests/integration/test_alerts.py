@@ -28,8 +28,9 @@ from app.testing import (
 from stack import control
 from stack.config import Settings as StackSettings
 from stack.services.prometheus import Prometheus, set_targets
-from tests.unit.exported_metrics import scraped
-from tests.unit.test_alert_rules import EXTERNAL, metric_names, rules
+from tests.unit.exported_metrics import metric_names, scraped
+from tests.unit.test_alert_rules import EXTERNAL, rules
+from tests.unit.test_dashboards import dashboards, expressions
 
 pytestmark = [
     pytest.mark.integration,
@@ -86,10 +87,13 @@ def test_stopping_postgresql_fires_the_no_commit_alert_in_a_real_prometheus(
         wait_until(lambda: writer.count > 50, 60, "the writer wrote nothing")
         wait_applied(pg_dsn, worker.app_id, kafka_bootstrap, [topic], timeout=120)
 
-        # Every metric the rules name is on the running worker's /metrics.
+        # Every metric the rules and dashboards name is on the running worker's /metrics.
         exported = scraped(httpx.get(f"http://{address}/metrics", timeout=10).text)
-        named = {m for rule in rules().values() for m in metric_names(rule["expr"])} - EXTERNAL
-        assert named - exported == set(), "named by the rules but not exported by the worker"
+        queries = [r["expr"] for r in rules().values()] + [
+            e for d in dashboards().values() for e in expressions(d)
+        ]
+        named = {m for q in queries for m in metric_names(q)} - EXTERNAL
+        assert named - exported == set(), "named by the rules or dashboards but not exported by the worker"
         assert state(base, ALERT) == "inactive"
 
         control.down(["postgres"], stack_settings, lambda line: None)

@@ -1,6 +1,9 @@
-"""The metric names the worker exports, for the checks of the alert rules and dashboards."""
+"""The metric names the worker exports, and those PromQL expressions select, for the checks of the alert rules
+and dashboards."""
 
 from __future__ import annotations
+
+import re
 
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -32,3 +35,15 @@ def scraped(text: str) -> set[str]:
         names |= names_of(family.name, family.type)
         names.update(sample.name for sample in family.samples)
     return names
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (identifiers followed by a selector, a range or an
+    operator, not functions, keywords or label names)."""
+    without_labels = re.sub(r"\{[^}]*\}", "", expr)
+    without_grouping = re.sub(
+        r"\b(by|on|without|ignoring|group_left|group_right)\s*\([^)]*\)", "", without_labels
+    )
+    words = re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", without_grouping)
+    keywords = {"and", "or", "unless", "bool", "offset", "e9", "Inf", "le"}
+    return {w for w in words if w not in keywords and not re.fullmatch(r"\d+[smhd]?|\d*e\d+", w)}

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.exported_metrics import exported
+from tests.unit.exported_metrics import exported, metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "helm" / "cass-cdc-pg" / "files" / "prometheus-rules.yml"
@@ -75,18 +75,6 @@ def test_every_metric_the_rules_name_is_exported() -> None:
     for name, rule in rules().items():
         for metric in metric_names(rule["expr"]):
             assert metric in known, (name, metric)
-
-
-def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression selects (identifiers followed by a selector, a range or an
-    operator, not functions, keywords or label names)."""
-    without_labels = re.sub(r"\{[^}]*\}", "", expr)
-    without_grouping = re.sub(
-        r"\b(by|on|without|ignoring|group_left|group_right)\s*\([^)]*\)", "", without_labels
-    )
-    words = re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", without_grouping)
-    keywords = {"and", "or", "unless", "bool", "offset", "e9", "Inf", "le"}
-    return {w for w in words if w not in keywords and not re.fullmatch(r"\d+[smhd]?|\d*e\d+", w)}
 
 
 def test_the_metric_name_parser_finds_selected_metrics_only() -> None:

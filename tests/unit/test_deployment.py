@@ -8,6 +8,7 @@ helm is built from the Go module proxy by ``make install`` (``.tools/bin/helm``)
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -32,7 +33,7 @@ VALUE_SETS: dict[str, list[str]] = {
         "-f",
         str(EXAMPLE),
         "--set",
-        "prometheusRule.enabled=true,networkPolicy.enabled=true,podDisruptionBudget.enabled=true",
+        "prometheusRule.enabled=true,networkPolicy.enabled=true,podDisruptionBudget.enabled=true,grafanaDashboards.enabled=true",
         "--set",
         "prometheusRule.runbookBaseUrl=https://git.example/cass-cdc-pg/blob/main/docs/runbooks.md",
     ],
@@ -84,6 +85,39 @@ def test_compose_schema_check_rejects_a_broken_file(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 1, done.stdout + done.stderr
+
+
+def test_compose_runs_the_plans_services_each_healthchecked_on_loopback_with_its_files() -> None:
+    compose = yaml.safe_load(COMPOSE.read_text())
+    services = compose["services"]
+    assert {
+        "cassandra", "debezium", "kafka", "registry", "postgres", "openbao", "prometheus", "alertmanager",
+        "grafana", "worker",
+    } <= set(services)  # fmt: skip
+    for name, service in services.items():
+        assert "healthcheck" in service or name in {"debezium", "worker"}, name  # images with a HEALTHCHECK
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)
+        for condition in service.get("depends_on", {}).values():
+            assert condition["condition"] in {"service_healthy", "service_started"}, name
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (COMPOSE.parent / source).exists(), (name, source)
+    assert (COMPOSE.parent / ".env.example").is_file()
+
+
+def test_composes_prometheus_config_is_valid_and_scrapes_the_workers_job() -> None:
+    config = COMPOSE.parent / "monitoring" / "prometheus.yml"
+    [job] = [
+        j for j in yaml.safe_load(config.read_text())["scrape_configs"] if j["job_name"] == "cass-cdc-pg"
+    ]
+    assert job["static_configs"][0]["targets"] == ["worker:6066"]
+    promtool = tool("promtool", "Debian's prometheus package; `make install` installs it")
+    done = subprocess.run(
+        [promtool, "check", "config", str(config)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("values", sorted(VALUE_SETS))
@@ -143,8 +177,54 @@ def test_kubernetes_validation_rejects_an_unknown_field() -> None:
         kubernetes_validate.validate(statefulset, KUBE_VERSIONS[0], strict=True)
 
 
+def test_the_dashboards_configmap_carries_every_dashboard_intact() -> None:
+    [configmap] = [
+        d for d in rendered("prod", KUBE_VERSIONS[0]) if d["metadata"]["name"].endswith("-dashboards")
+    ]
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = {name: json.loads(text) for name, text in configmap["data"].items()}
+    files = {
+        f"cass-cdc-pg-{p.name}": json.loads(p.read_text())
+        for p in (CHART / "files" / "dashboards").glob("*.json")
+    }
+    assert shipped == files
+
+
 def test_the_runbook_base_url_replaces_the_path_in_the_prometheus_rule() -> None:
     [rule] = [d for d in rendered("everything", KUBE_VERSIONS[0]) if d["kind"] == "PrometheusRule"]
     urls = {r["annotations"]["runbook_url"] for g in rule["spec"]["groups"] for r in g["rules"]}
     assert "https://git.example/cass-cdc-pg/blob/main/docs/runbooks.md#cdcnocommitwhilelag" in urls
     assert all(u.startswith("https://git.example/") for u in urls), urls
+
+
+def docker_engine() -> str | None:
+    """Why Docker cannot build here, or None when an engine answers."""
+    docker = shutil.which("docker")
+    if docker is None:
+        return "no docker client on PATH"
+    done = subprocess.run([docker, "info"], capture_output=True, text=True, check=False, timeout=30)
+    return (
+        None
+        if done.returncode == 0
+        else f"no Docker engine answers `docker info`: {done.stderr.strip()[:200]}"
+    )
+
+
+def test_the_worker_image_builds_and_runs_cdc() -> None:
+    reason = docker_engine()
+    if reason is not None:
+        pytest.skip(f"docker build not run: {reason}")
+    tag = "cass-cdc-pg:test-build"
+    build = subprocess.run(
+        ["docker", "build", "-f", "docker/Dockerfile", "-t", tag, "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr[-3000:]
+    run = subprocess.run(
+        ["docker", "run", "--rm", tag, "--version"], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert "cass-cdc-pg" in run.stdout
