@@ -670,7 +670,10 @@ async def discover_topics(*, resubscribe: bool) -> None:
         ]
     except UNREACHABLE as error:
         log.warning("topic discovery failed", error=str(error))
+        # Every 5 s: /health shows Kafka down while it does not answer (the consumer retries by itself).
+        health.mark("kafka", "down", f"unreachable: {type(error).__name__}: {error}")
         return
+    health.mark("kafka", "up", get_settings().kafka.bootstrap_servers)
     subscribe(found)
     if resubscribe and unsubscribed(list(changes.topics), app.topics._topic_name_index, app.rebalancing):  # type: ignore[attr-defined]
         app.topics._flag_changes()  # type: ignore[attr-defined]

@@ -367,3 +367,24 @@ def test_consumer_lag_is_the_end_offset_minus_where_applying_resumes_and_gone_wi
     assert (gauge(0), gauge(1)) == (None, 2)
     assert reported == {(TOPIC, 1)}
     metrics.consumer_lag.remove(TOPIC, "1")
+
+
+def test_health_shows_kafka_down_while_topic_discovery_cannot_reach_it_and_up_again(monkeypatch: Any) -> None:
+    answers: list[Exception | list[str]] = [ConnectionRefusedError("connect call failed"), ["cdc.ks.t"]]
+
+    async def list_topics(*args: Any, **kwargs: Any) -> list[str]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(changes, "list_topics", list_topics)
+    monkeypatch.setattr(changes, "subscribe", lambda found: None)
+    try:
+        asyncio.run(changes.discover_topics(resubscribe=False))
+        assert health.components["kafka"].status == "down"
+        assert "unreachable: ConnectionRefusedError" in health.components["kafka"].detail
+        asyncio.run(changes.discover_topics(resubscribe=False))
+        assert health.components["kafka"].status == "up"
+    finally:
+        health.components.pop("kafka", None)
