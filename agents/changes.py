@@ -103,6 +103,12 @@ class Wiring:
         """The group has assigned this worker its partitions (for ``/ready``)."""
         self.stalled: dict[tuple[str, int], int] = {}
         """Partitions fetched past their next offset with nothing buffered at the last check (-> that offset)."""
+        self.stopping = asyncio.Event()
+        """Set on shutdown: the batch loop takes no new batch, finishes the one in flight and returns."""
+        self.drained = asyncio.Event()
+        """Set once the batch loop has returned (nothing of it in PostgreSQL any more)."""
+        self.wake: Callable[[], None] | None = None
+        """Wakes the batch loop's wait for records (the buffer's ``close``)."""
         self.lag_reported: set[tuple[str, int]] = set()
         """Partitions whose ``cdc_consumer_lag_events`` gauge this worker sets."""
 
@@ -160,10 +166,40 @@ async def start_worker() -> None:
     await discover_topics(resubscribe=False)
 
 
+@app.on_stopping
+async def finish_batches() -> None:
+    """SIGTERM, before Faust stops its consumer and tables: the batch loop finishes its batch in flight."""
+    await drain(get_settings().sink.shutdown_timeout_s)
+
+
 @app.on_before_shutdown.connect  # type: ignore[arg-type]
 async def close_runtime(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
+    """After the consumer stopped: the PostgreSQL pool and the Cassandra session close (Faust flushes and
+    stops the Kafka producer afterwards)."""
+    await drain(get_settings().sink.shutdown_timeout_s)  # at once when finish_batches ran
     if wiring.runtime is not None:
         await asyncio.to_thread(wiring.runtime.close)
+        log.info("shutdown: PostgreSQL pool and Cassandra session closed")
+
+
+async def drain(timeout_s: float) -> bool:
+    """Stop the batch loop after its batch in flight; False when that took longer than ``timeout_s``."""
+    wiring.stopping.set()
+    if wiring.wake is not None:
+        wiring.wake()
+    if wiring.runtime is None or wiring.runtime.applier is None:
+        return True  # never started: no batch
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(wiring.drained.wait(), timeout_s)
+    except TimeoutError:
+        log.error(
+            "shutdown: the batch in flight did not commit in time; its transaction rolls back",
+            timeout_s=timeout_s,
+        )
+        return False
+    log.info("shutdown: batch loop stopped, nothing in flight", seconds=round(time.monotonic() - started, 3))
+    return True
 
 
 # -- partitions ---------------------------------------------------------------------------------------------
@@ -464,7 +500,14 @@ async def apply_changes(stream: Any) -> None:
     await runtime.ensure_started()
     consumer = app.batching_consumer
     sink = get_settings().sink
-    await run_batches(runtime, consumer, lambda: consumer.buffer.take(sink.batch_size, sink.batch_timeout_s))
+    wiring.wake = consumer.buffer.close
+    await run_batches(
+        runtime,
+        consumer,
+        lambda: consumer.buffer.take(sink.batch_size, sink.batch_timeout_s),
+        stopping=wiring.stopping,
+        drained=wiring.drained,
+    )
 
 
 async def run_batches(
@@ -472,16 +515,23 @@ async def run_batches(
     consumer: Any,
     take: Callable[[], Awaitable[Sequence[Record]]],
     batches: int | None = None,
+    stopping: asyncio.Event | None = None,
+    drained: asyncio.Event | None = None,
 ) -> None:
     """The batch pipeline: batch N+1 is taken and decoded while batch N is in PostgreSQL; commits stay in
-    batch order, one at a time (``batches``: stop after that many, for tests). On a cancelled worker the
-    batch in PostgreSQL is finished first."""
+    batch order, one at a time (``batches``: stop after that many, for tests). Once ``stopping`` is set no
+    new batch is taken (``take`` answers an empty batch once woken for the shutdown) and the loop returns
+    after the batch in PostgreSQL commits, setting ``drained``. On a cancelled worker too,
+    the batch in PostgreSQL is finished first."""
     committing: asyncio.Task[None] | None = None
     previous: Prepared | None = None
     taken = 0
+    stopping = stopping or asyncio.Event()
     try:
-        while batches is None or taken < batches:
+        while (batches is None or taken < batches) and not stopping.is_set():
             records = await take()
+            if not records:  # the buffer was closed: shutting down
+                break
             taken += 1
             if previous is None and committing is not None:
                 # The batch before was not prepared: its offsets are known only once it has committed.
@@ -494,6 +544,8 @@ async def run_batches(
     finally:
         if committing is not None:
             await committing
+        if drained is not None:
+            drained.set()
 
 
 async def _commit_batch(

@@ -74,15 +74,29 @@ StartHook = Callable[[], Awaitable[None]]
 
 
 class CdcApp(faust.App):
-    """Faust's App plus start-up hooks that run in ``on_start``, before the consumer subscribes.
+    """Faust's App plus start-up hooks that run in ``on_start``, before the consumer subscribes, and stop
+    hooks that run first in ``on_stop``.
 
     Faust's ``@app.task`` runs only after table recovery, too late to choose what the worker subscribes to,
-    and a later change of subscription costs a 45 s resubscribe pause in Faust's conductor.
+    and a later change of subscription costs a 45 s resubscribe pause in Faust's conductor. Its
+    ``on_before_shutdown`` comes only after the consumer and the tables have stopped, too late to let the
+    batch in flight finish with them.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.start_hooks: list[StartHook] = []
+        self.stop_hooks: list[StartHook] = []
+
+    def on_stopping(self, hook: StartHook) -> StartHook:
+        """Decorator: await ``hook()`` when the app stops (SIGTERM), before Faust stops its consumer."""
+        self.stop_hooks.append(hook)
+        return hook
+
+    async def on_stop(self) -> None:
+        for hook in self.stop_hooks:
+            await hook()
+        await super().on_stop()
 
     def on_startup(self, hook: StartHook) -> StartHook:
         """Decorator: await ``hook()`` every time the app starts, before the consumer subscribes."""

@@ -24,6 +24,7 @@ class RecordBuffer:
         self._records: deque[Record] = deque()
         self._changed = asyncio.Event()
         """Set whenever records are added or removed; waiters clear it and re-check their condition."""
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._records)
@@ -41,9 +42,12 @@ class RecordBuffer:
         self._changed.set()
 
     async def take(self, max_records: int, within_s: float) -> list[Record]:
-        """Up to ``max_records`` records, in fetch order: waits for the first without limit, then up to
-        ``within_s`` seconds for more (returns early when ``max_records`` are there)."""
+        r"""Up to ``max_records`` records, in fetch order: waits for the first without limit, then up to
+        ``within_s`` seconds for more (returns early when ``max_records`` are there). Once :meth:`close`\ d,
+        an empty buffer answers ``[]`` at once."""
         while not self._records:
+            if self._closed:
+                return []
             await self._wait_change()
         deadline = time.monotonic() + within_s
         while len(self._records) < max_records:
@@ -68,6 +72,11 @@ class RecordBuffer:
         self._records = deque(kept)
         self._changed.set()
         return dropped
+
+    def close(self) -> None:
+        """Wake a waiting :meth:`take` (shutdown): with nothing buffered it returns ``[]``, now and later."""
+        self._closed = True
+        self._changed.set()
 
     async def _wait_change(self) -> None:
         self._changed.clear()

@@ -153,6 +153,10 @@ class DlqSettings(BaseModel):
 class SinkSettings(BaseModel):
     batch_size: int = Field(default=2000, ge=1)
     batch_timeout_s: float = Field(default=0.5, gt=0)
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    """On SIGTERM: how long the batch in flight may take to commit before the pools close anyway (its
+    transaction then rolls back; PostgreSQL's offsets make the next start apply it). Keep it under the
+    orchestrator's grace period (the chart's terminationGracePeriodSeconds: 60)."""
     tombstone_grace_s: int = Field(default=864_000, ge=0)
     """How long tombstones are remembered (like Cassandra's gc_grace_seconds)."""
     ttl_sweep_interval_s: float = Field(default=5.0, gt=0)

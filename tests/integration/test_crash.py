@@ -5,6 +5,7 @@ Each kill waits for a moment when the worker is demonstrably inside the stream: 
 are being applied when the process dies. With two workers of one group the victim is the owner of such a
 partition (by its latest claim) while the other keeps running. Afterwards PostgreSQL must equal Cassandra row
 by row, and the ``events`` counters must add up to the topic's end offsets: every record counted exactly once.
+A graceful stop (SIGTERM) mid-stream is held to the same and must also finish its batch and close its pools.
 """
 
 from __future__ import annotations
@@ -286,6 +287,39 @@ def test_kill_9_mid_batch_loses_and_duplicates_nothing(
     assert all(done < end for done, end in kills), f"a kill happened without lag: {kills}"
     print(f"kills at (checkpoint, end offset): {kills}")
     assert_exactly_once(cql, pg_dsn, kafka_bootstrap, keyspace, topic, [worker], kills)
+
+
+SIGTERMS = 2
+
+
+def test_sigterm_mid_stream_finishes_the_batch_closes_the_pools_and_the_restart_is_exact(
+    cql: Any, keyspace: str, topic: str, start_worker: StartWorker, pg_dsn: str, kafka_bootstrap: str
+) -> None:
+    """SIGTERM while batches are applied: the worker finishes its batch in flight, closes its pools and exits
+    well within the chart's 60 s grace period (``stop`` would SIGKILL after 30 s); restarted, it goes on
+    where PostgreSQL says, and nothing is lost or counted twice."""
+    worker = start_worker([keyspace], extra_env=WORKER_ENV)
+    writer, errors = start_writer(cql, keyspace, seed=11)
+    stops: list[tuple[int, int, float]] = []
+    since: int | None = None
+    for _ in range(SIGTERMS):
+        seen = wait_mid_stream(worker, pg_dsn, kafka_bootstrap, topic, since)
+        log_from = len(worker.log_text())
+        started = time.monotonic()
+        worker.stop()  # SIGTERM to the process group, then waits for the exit
+        took = time.monotonic() - started
+        assert worker.proc is not None
+        assert worker.proc.returncode != -9, f"SIGKILLed after 30 s: {worker.log_tail()}"
+        said = worker.log_text()[log_from:]
+        assert "shutdown: batch loop stopped, nothing in flight" in said, said[-3000:]
+        assert "shutdown: PostgreSQL pool and Cassandra session closed" in said, said[-3000:]
+        since = checkpoint(pg_dsn, worker.app_id, topic)
+        stops.append((seen, topic_end(kafka_bootstrap, topic), round(took, 1)))
+        worker.start()
+    finish_writer(writer, errors)
+    assert all(done < end for done, end, _ in stops), f"a SIGTERM came without lag: {stops}"
+    print(f"SIGTERMs at (checkpoint, end offset, seconds to exit): {stops}")
+    assert_exactly_once(cql, pg_dsn, kafka_bootstrap, keyspace, topic, [worker], stops)
 
 
 @dataclass

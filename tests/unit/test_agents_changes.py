@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 
 from agents import changes
 from app.health import health
+from app.record_buffer import RecordBuffer
 from app.sink.applier import Prepared
 from app.sink.checkpoints import Claim
 from models.batch import DeadLetter, Outcome, Record
@@ -378,13 +379,65 @@ def test_health_shows_kafka_down_while_topic_discovery_cannot_reach_it_and_up_ag
             raise answer
         return answer
 
+    def kafka() -> tuple[str, str]:
+        return health.components["kafka"].status, health.components["kafka"].detail
+
     monkeypatch.setattr(changes, "list_topics", list_topics)
     monkeypatch.setattr(changes, "subscribe", lambda found: None)
     try:
         asyncio.run(changes.discover_topics(resubscribe=False))
-        assert health.components["kafka"].status == "down"
-        assert "unreachable: ConnectionRefusedError" in health.components["kafka"].detail
+        assert kafka()[0] == "down"
+        assert "unreachable: ConnectionRefusedError" in kafka()[1]
         asyncio.run(changes.discover_topics(resubscribe=False))
-        assert health.components["kafka"].status == "up"
+        assert kafka()[0] == "up"
     finally:
         health.components.pop("kafka", None)
+
+
+def test_on_stop_the_batch_in_postgresql_commits_no_new_batch_is_taken_and_the_loop_reports_drained() -> None:
+    async def run() -> tuple[list[str], list[dict[tuple[str, int], int]], bool]:
+        held = asyncio.Event()
+        runtime = FakeRuntime(committing=held)
+        runtime.outcomes = [Outcome(next_offsets={(TOPIC, 0): 10})]
+        consumer = CommitConsumer()
+        consumer.committed = []
+        buffer = RecordBuffer(10)
+        await buffer.put([Record(TOPIC, 0, 0, b"k", b"v")])
+        stopping, drained = asyncio.Event(), asyncio.Event()
+        loop = asyncio.ensure_future(
+            changes.run_batches(
+                runtime, consumer, lambda: buffer.take(10, 0.001), stopping=stopping, drained=drained
+            )
+        )
+        await asyncio.sleep(0.01)  # batch 0 in PostgreSQL, the loop waits for records
+        stopping.set()
+        buffer.close()
+        await asyncio.sleep(0.01)
+        waiting = not drained.is_set()  # the commit is still held
+        runtime.events.append("(PostgreSQL done)")
+        held.set()
+        await asyncio.wait_for(loop, 1)
+        return runtime.events, consumer.committed, waiting and drained.is_set()
+
+    events, committed, drained_after_commit = asyncio.run(run())
+    assert events == ["prepare 0 after None", "commit 0 prepared", "(PostgreSQL done)", "committed 0"]
+    assert committed == [{(TOPIC, 0): 10}]
+    assert drained_after_commit
+
+
+def test_drain_gives_up_after_its_timeout_and_says_so() -> None:
+    async def run() -> bool:
+        changes.wiring.drained = asyncio.Event()
+        return await changes.drain(0.05)
+
+    runtime = FakeRuntime()
+    runtime.applier = object()  # type: ignore[attr-defined]
+    changes.wiring.runtime = runtime  # type: ignore[assignment]
+    try:
+        assert asyncio.run(run()) is False
+        changes.wiring.drained.set()
+        assert asyncio.run(changes.drain(0.05)) is True
+    finally:
+        changes.wiring.runtime = None
+        changes.wiring.stopping = asyncio.Event()
+        changes.wiring.drained = asyncio.Event()

@@ -97,3 +97,18 @@ def test_consumer_records_become_records() -> None:
         topic, partition, offset, key, value, timestamp = "t", 3, 7, b"k", b"v", 1500
 
     assert to_records([ConsumerRecord()]) == [Record("t", 3, 7, b"k", b"v", 1500)]
+
+
+def test_close_wakes_a_waiting_take_with_nothing_and_leaves_buffered_records_to_take() -> None:
+    async def run() -> tuple[list[Record], list[Record], list[Record]]:
+        buffer = RecordBuffer(10)
+        waiting = asyncio.ensure_future(buffer.take(5, 1.0))
+        await asyncio.sleep(0.01)
+        buffer.close()
+        woken = await asyncio.wait_for(waiting, 1)
+        await buffer.put([Record("t", 0, 7, b"k", b"v")])
+        left = await buffer.take(5, 0.01)
+        return woken, left, await asyncio.wait_for(buffer.take(5, 1.0), 1)
+
+    woken, left, after = asyncio.run(run())
+    assert (woken, [r.offset for r in left], after) == ([], [7], [])
