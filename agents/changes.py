@@ -24,8 +24,9 @@ import faust
 import structlog
 from aiokafka.errors import KafkaError
 from faust.types import TP
+from opentelemetry import trace
 
-from app import capture, metrics
+from app import capture, metrics, tracing
 from app.faust_app import app
 from app.health import health
 from app.kafka_auth import client_kwargs
@@ -536,11 +537,15 @@ async def run_batches(
             if previous is None and committing is not None:
                 # The batch before was not prepared: its offsets are known only once it has committed.
                 await committing
-            prepared = await runtime.prepare(records, after=previous)
+            batch_span = tracing.batch_span(records)
+            with trace.use_span(batch_span, end_on_exit=False):
+                prepared = await runtime.prepare(records, after=previous)
             if committing is not None:
                 await committing
             previous = prepared
-            committing = asyncio.ensure_future(_commit_batch(runtime, consumer, records, prepared))
+            committing = asyncio.ensure_future(
+                _commit_batch(runtime, consumer, records, prepared, batch_span)
+            )
     finally:
         if committing is not None:
             await committing
@@ -549,9 +554,15 @@ async def run_batches(
 
 
 async def _commit_batch(
-    runtime: WorkerRuntime, consumer: Any, records: Sequence[Record], prepared: Prepared | None
+    runtime: WorkerRuntime,
+    consumer: Any,
+    records: Sequence[Record],
+    prepared: Prepared | None,
+    batch_span: trace.Span = trace.INVALID_SPAN,
 ) -> None:
-    outcome = await handle_batch(runtime, consumer, records, prepared)
+    with trace.use_span(batch_span, end_on_exit=True):
+        outcome = await handle_batch(runtime, consumer, records, prepared)
+        tracing.batch_outcome(batch_span, outcome)
     if outcome is not None:
         await commit_hint(consumer, outcome.next_offsets)
 

@@ -9,6 +9,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|dsn|api_key|credential)", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]+):[^@\s]+@", re.IGNORECASE)
@@ -68,7 +69,20 @@ def configured_settings() -> Any:
         print(f"cdc: {error}", file=sys.stderr)
         sys.exit(2)
     configure_logging(settings.log_level, settings.log_format)
+    from app import tracing
+
+    tracing.configure(settings.tracing)
     return settings
+
+
+def add_trace_ids(logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: the current span's ``trace_id`` and ``span_id`` (hex, as trace UIs show them);
+    nothing outside a span or with tracing off."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event["trace_id"] = format(context.trace_id, "032x")
+        event["span_id"] = format(context.span_id, "016x")
+    return event
 
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
@@ -80,6 +94,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     shared: list[Any] = [
         _by_level,
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

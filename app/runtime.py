@@ -15,7 +15,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
-from app import metrics, pg_connection
+from app import metrics, pg_connection, tracing
 from app.cassandra_session import connect
 from app.dlq.replay import Progress, Replayer, run_job
 from app.dlq.sealing import sealer_for
@@ -171,6 +171,7 @@ class Runtime:
         async def before_sleep(state: Any) -> None:
             error = state.outcome.exception()
             self._failed(what, error, classify(error), state.attempt_number)
+            tracing.retried(what, error, state.attempt_number)
 
         retrying = AsyncRetrying(
             wait=wait_exponential(multiplier=0.2, max=30),

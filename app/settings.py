@@ -234,6 +234,15 @@ class BackfillSettings(BaseModel):
     _qualified = field_validator("auto")(classmethod(lambda cls, v: qualified_tables(v)))
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry tracing (``app.tracing``); the exporter is configured by the standard ``OTEL_*``
+    variables (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_SERVICE_NAME``)."""
+
+    enabled: bool = False
+    success_ratio: float = Field(default=0.1, ge=0, le=1)
+    """Share of traces without a failed span that are exported (those with one always are)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CDC_",
@@ -255,6 +264,7 @@ class Settings(BaseSettings):
     reconcile: ReconcileSettings = ReconcileSettings()
     backfill: BackfillSettings = BackfillSettings()
     vault: VaultSettings = VaultSettings()
+    tracing: TracingSettings = TracingSettings()
     transforms: dict[str, dict[str, Any]] = {}
     """Per-table column rules (masking, dropping, timestamp normalization), e.g. in TOML
     ``[transforms."shop.customers"] email = { mask = "email" }`` (README, Transforms). Shape-checked here,

@@ -22,7 +22,7 @@ from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT
 from cassandra.query import tuple_factory
 
-from app import metrics, pg_connection
+from app import metrics, pg_connection, tracing
 from app.backfill import store
 from app.backfill.apply import ScannedCollections
 from app.clock import now_us
@@ -281,6 +281,7 @@ def _quiet(table: str, total: int) -> Callable[[int, int], None]:
     return lambda done, rows: None
 
 
+@tracing.traced("cdc.backfill.job")
 def run(
     settings: Settings, job_id: int, progress: ProgressFactory = _quiet, owner: str = ""
 ) -> dict[str, Any]:
@@ -288,6 +289,7 @@ def run(
     are read; each resumes after its last committed batch."""
     from app.runtime import Runtime
 
+    tracing.annotate(job_id=job_id)
     with pg_connection.connect(settings, autocommit=True) as conn:
         found = store.job(conn, job_id)
         if found is None:

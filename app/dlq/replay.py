@@ -15,6 +15,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
+from app import tracing
 from app.dlq import store
 from app.sink.applier import Applier
 from app.sink.failures import describe
@@ -99,6 +100,7 @@ class Replayer:
             return store.finish_job(conn, job_id, error)
 
 
+@tracing.traced("cdc.dlq.replay.job")
 async def run_job(
     replayer: Replayer,
     job: dict[str, Any],
@@ -109,6 +111,7 @@ async def run_job(
     """Run a claimed job to its end (``done``; ``failed`` with the error if one stops it); the final row.
     A rate-limited job is paced to its ``rate``; an unlimited one goes chunk after chunk."""
     job_id, rate = int(job["id"]), job["rate"]
+    tracing.annotate(job_id=job_id, mode=str(job.get("mode", "")))
     try:
         total = await call("replay-take", replayer.take, job)
         replayed, failed = int(job["replayed"]), int(job["failed"])

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from app import metrics, pg_connection
+from app import metrics, pg_connection, tracing
 from app.reconcile import store
 from app.reconcile.engine import Strategy, TableCheck, TableReport, run_table
 from app.settings import Settings
@@ -95,6 +95,7 @@ def start(settings: Settings, tables: Sequence[str], options: JobOptions) -> tup
         return job_id, names
 
 
+@tracing.traced("cdc.reconcile.job")
 def run(
     settings: Settings,
     tables: Sequence[str],
@@ -108,6 +109,7 @@ def run(
 
     if job_id is None:
         job_id, tables = start(settings, tables, options)
+    tracing.annotate(job_id=job_id, tables=list(tables), strategy=str(options.strategy))
     cluster, session = connect(settings.cassandra)
     pool: ConnectionPool[Any] = ConnectionPool(
         settings.postgres.dsn.get_secret_value(),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from opentelemetry.trace import Span
 from psycopg import Connection
 
 from app.clock import now_us
@@ -22,7 +23,7 @@ from app.sink.failures import classify, dead_letter_error
 from app.sink.ledger import PostgresLedger
 from app.sink.ports import CollectionReader, ConnectionSource, Ledger, TableResolver
 from app.sink.registry import TableEntry, TableQuarantined
-from app.sink.stages import StageObserver, ignore, timed
+from app.sink.stages import StageObserver, ignore, stage_span, timed
 from models.batch import TP, DeadLetter, Outcome, Record, TablePath, contiguous_ends
 from models.convergence import EMPTY_ROW, PartitionTombstones, RowState, apply_readback
 from models.debezium import Envelope, parse_json, to_mutation
@@ -238,6 +239,20 @@ class Applier:
             keys.update(lock_order(keyspace, table, work.needs.partitions))
         return tables, sorted(keys)
 
+    def _transaction(self, conn: Any, prepared: Prepared, outcome: Outcome, bisect: bool) -> None:
+        """:meth:`_commit_in` in one transaction; the COMMIT itself (the block's exit) is the stage
+        ``commit``, timed and traced by hand."""
+        commit_span: Span | None = None
+        try:
+            with conn.transaction():
+                self._commit_in(conn, prepared, outcome, bisect)
+                committing = time.perf_counter()
+                commit_span = stage_span("commit")
+            self.observe("commit", time.perf_counter() - committing)
+        finally:
+            if commit_span is not None:
+                commit_span.end()
+
     def commit(self, prepared: Prepared, bisect: bool = False) -> Outcome:
         """The PostgreSQL half, in one transaction: lock, load, merge, write, dead letters and offsets.
         Retrying it with the same ``prepared`` after a failure is safe: only a commit that succeeded changes
@@ -253,10 +268,7 @@ class Applier:
         claims = prepared.claims
         try:
             with self.pool.connection() as conn:
-                with conn.transaction():
-                    self._commit_in(conn, prepared, outcome, bisect)
-                    committing = time.perf_counter()
-                self.observe("commit", time.perf_counter() - committing)
+                self._transaction(conn, prepared, outcome, bisect)
         except Fenced as fenced:
             self._drop_stale(claims, fenced)
             raise

@@ -92,7 +92,7 @@ def test_compose_runs_the_plans_services_each_healthchecked_on_loopback_with_its
     services = compose["services"]
     assert {
         "cassandra", "debezium", "kafka", "registry", "postgres", "openbao", "prometheus", "alertmanager",
-        "grafana", "worker",
+        "grafana", "jaeger", "worker",
     } <= set(services)  # fmt: skip
     for name, service in services.items():
         assert "healthcheck" in service or name in {"debezium", "worker"}, name  # images with a HEALTHCHECK
