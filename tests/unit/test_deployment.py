@@ -36,6 +36,8 @@ VALUE_SETS: dict[str, list[str]] = {
         "prometheusRule.enabled=true,networkPolicy.enabled=true,podDisruptionBudget.enabled=true,grafanaDashboards.enabled=true",
         "--set",
         "prometheusRule.runbookBaseUrl=https://git.example/cass-cdc-pg/blob/main/docs/runbooks.md",
+        "--set",
+        "tracing.enabled=true,tracing.otlpEndpoint=http://otel-collector:4318",
     ],
 }
 
@@ -188,6 +190,14 @@ def test_the_dashboards_configmap_carries_every_dashboard_intact() -> None:
         for p in (CHART / "files" / "dashboards").glob("*.json")
     }
     assert shipped == files
+
+
+def test_tracing_values_become_the_workers_settings() -> None:
+    docs = rendered("everything", KUBE_VERSIONS[0])
+    [configmap] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "cdc-cass-cdc-pg"]
+    data = configmap["data"]
+    assert (data["CDC_TRACING__ENABLED"], data["CDC_TRACING__SUCCESS_RATIO"]) == ("true", "0.1")
+    assert data["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
 
 
 def test_the_runbook_base_url_replaces_the_path_in_the_prometheus_rule() -> None:
