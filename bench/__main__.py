@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import backfill, capture_latency, pipeline, reconcile, stack_start, transforms
+from bench import backfill, capture_latency, pipeline, reconcile, stack_start, tracing, transforms
 from bench.common import write_results
 from stack.errors import StackError
 
@@ -15,6 +15,7 @@ BENCHMARKS = {
     "pipeline": pipeline,
     "reconcile": reconcile,
     "stack_start": stack_start,
+    "tracing": tracing,
     "transforms": transforms,
 }
 

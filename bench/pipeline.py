@@ -422,6 +422,51 @@ def run() -> dict[str, Any]:
 # --- summary --------------------------------------------------------------------------------------------
 
 
+def compare_variants(
+    s: Settings, case: Case, keyspace: str, variants: dict[str, dict[str, str] | None], repeats: int
+) -> list[dict[str, Any]]:
+    """Pre-load ``case``'s topic once, then per repetition run each variant's workers (their extra
+    environment) over it, in rotating order, each on a fresh mirror; every repetition's figures. Drops the
+    keyspace, the mirror and the topic afterwards."""
+    import contextlib
+    import shutil
+    import tempfile
+
+    from cassandra.cluster import Cluster
+
+    from app.testing import delete_topics
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{case.name}-"))
+    reps: list[dict[str, Any]] = []
+    cluster = Cluster([s.host], port=s.cassandra_port, connect_timeout=10)
+    session = cluster.connect()
+    session.default_timeout = 60
+    loaded = None
+    try:
+        print("  creating the keyspace and pre-loading the topic ...", flush=True)
+        loaded = load_case(s, session, keyspace, case)
+        names = list(variants)
+        for i in range(repeats):
+            order = names[i % len(names) :] + names[: i % len(names)]
+            rep: dict[str, Any] = {"order": order}
+            for name in order:
+                print(f"  repetition {i + 1} of {repeats}: {name} ...", flush=True)
+                rep[name] = throughput(s, case, loaded, workdir, variants[name])
+                print(f"    {rep[name]['events_per_s']} events/s", flush=True)
+            reps.append(rep)
+    finally:
+        with contextlib.suppress(Exception):
+            session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+        with contextlib.suppress(Exception):
+            drop_pg_schema(s.pg_dsn, keyspace)
+        cluster.shutdown()
+        if loaded is not None:
+            with contextlib.suppress(Exception):
+                delete_topics(s.kafka_bootstrap, [loaded.topic])
+        shutil.rmtree(workdir, ignore_errors=True)
+    return reps
+
+
 def _median(values: Sequence[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return round(statistics.median(present), 3) if present else None

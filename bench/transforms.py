@@ -14,21 +14,16 @@ adds on the hot path), timed in this process.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import shutil
 import statistics
-import tempfile
 import uuid
-from pathlib import Path
 from typing import Any
 
-from app.testing import delete_topics, drop_pg_schema
 from bench.common import Services, header, machine_info, now_iso
 from bench.events import ROWS, SCALAR
-from bench.pipeline import BATCH, Case, _median, _ratio, load_case, throughput
+from bench.pipeline import BATCH, Case, _median, _ratio, compare_variants
 from stack.config import Settings
 
 N_EVENTS = int(os.environ.get("BENCH_TRANSFORMS_EVENTS", "60000"))
@@ -106,42 +101,15 @@ def decode_cost(keyspace: str, events: int = 20_000, repeats: int = 5) -> dict[s
 
 
 def run() -> dict[str, Any]:
-    from cassandra.cluster import Cluster
-
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     logging.getLogger("cassandra").setLevel(logging.ERROR)
     s = Settings.from_env()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-transforms-"))
     keyspace = f"bench_transforms_{uuid.uuid4().hex[:6]}"
-    reps: list[dict[str, Any]] = []
     with Services(["postgres", "kafka", "cassandra", "debezium"], s):
-        cluster = Cluster([s.host], port=s.cassandra_port, connect_timeout=10)
-        session = cluster.connect()
-        session.default_timeout = 60
-        loaded = None
-        try:
-            print("  creating the keyspace and pre-loading the topic ...", flush=True)
-            loaded = load_case(s, session, keyspace, CASE)
-            variants = {"plain": None, "transformed": environment(keyspace)}
-            for i in range(REPEATS):
-                order = ["plain", "transformed"] if i % 2 == 0 else ["transformed", "plain"]
-                rep: dict[str, Any] = {"order": order}
-                for name in order:
-                    print(f"  repetition {i + 1} of {REPEATS}: {name} ...", flush=True)
-                    rep[name] = throughput(s, CASE, loaded, workdir, variants[name])
-                    print(f"    {rep[name]['events_per_s']} events/s", flush=True)
-                reps.append(rep)
-        finally:
-            with contextlib.suppress(Exception):
-                session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
-            with contextlib.suppress(Exception):
-                drop_pg_schema(s.pg_dsn, keyspace)
-            cluster.shutdown()
-            if loaded is not None:
-                with contextlib.suppress(Exception):
-                    delete_topics(s.kafka_bootstrap, [loaded.topic])
-            shutil.rmtree(workdir, ignore_errors=True)
+        reps = compare_variants(
+            s, CASE, keyspace, {"plain": None, "transformed": environment(keyspace)}, REPEATS
+        )
     cpu = decode_cost(keyspace)
     ratios = [_ratio(r["transformed"]["events_per_s"], r["plain"]["events_per_s"]) for r in reps]
     ratio = _median(ratios)
