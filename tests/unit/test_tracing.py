@@ -58,8 +58,19 @@ def run_batches(records: list[list[Record]], failures: int = 0) -> None:
     asyncio.run(changes.run_batches(runtime, consumer, take, len(records)))
 
 
-def test_a_batch_is_a_span_with_a_child_per_stage_and_its_attributes(spans: InMemorySpanExporter) -> None:
-    run_batches([[insert(0, 1), insert(1, 2)]])
+def test_a_batch_is_a_span_with_a_child_per_stage_and_its_attributes(
+    spans: InMemorySpanExporter, capsys: Any
+) -> None:
+    import structlog
+
+    saved = structlog.get_config()
+    configure_logging("DEBUG", "json")  # the runtime's "batch committed" line is at DEBUG
+    structlog.configure(cache_logger_on_first_use=False)  # no logger keeps pytest's captured stderr
+    try:
+        run_batches([[insert(0, 1), insert(1, 2)]])
+    finally:
+        structlog.configure(**saved)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     finished = spans.get_finished_spans()
     [batch] = [s for s in finished if s.name == "cdc.batch"]
     assert batch.parent is None
@@ -71,6 +82,8 @@ def test_a_batch_is_a_span_with_a_child_per_stage_and_its_attributes(spans: InMe
     assert {"decode", "lock", "load", "plan", "write", "ledger", "commit"} <= stages, stages
     assert {s.context.trace_id for s in finished} == {batch.context.trace_id}
     assert batch.status.status_code is not StatusCode.ERROR
+    [committed] = [line for line in lines if line["event"] == "batch committed"]
+    assert committed["trace_id"] == f"{batch.context.trace_id:032x}"  # the batch's log line, in its trace
 
 
 def test_with_no_success_exported_a_retried_batch_still_is_and_a_clean_one_is_not(
@@ -144,6 +157,7 @@ def test_log_lines_inside_a_span_carry_its_ids_and_outside_none(capsys: Any) -> 
 
     saved = structlog.get_config()
     configure_logging("INFO", "json")  # prints to pytest's captured stderr: restored below
+    structlog.configure(cache_logger_on_first_use=False)
     try:
         log = structlog.get_logger("test")
         with tracing.span("cdc.test") as current:
