@@ -36,7 +36,7 @@ def timed(observe: StageObserver, stage: str) -> Iterator[None]:
     """Report the wall time of the ``with`` block as ``stage`` (also when it raises), in a span of its own."""
     started = time.perf_counter()
     try:
-        with _tracer.start_as_current_span(f"cdc.stage.{stage}", context=None):
+        with _tracer.start_as_current_span(f"cdc.stage.{stage}"):
             yield
     finally:
         observe(stage, time.perf_counter() - started)
