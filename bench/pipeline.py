@@ -467,6 +467,22 @@ def compare_variants(
     return reps
 
 
+def variant_rows(
+    title: str, names: Sequence[str], medians: dict[str, Any], reps: Sequence[dict[str, Any]]
+) -> list[str]:
+    """The Markdown table of :func:`compare_variants`' results: per variant the median, each repetition's
+    events/s and the worker's CPU."""
+    lines = [
+        f"| {title} | median events/s | each repetition | worker CPU % (each) |",
+        "|---|---|---|---|",
+    ]
+    for name in names:
+        each = ", ".join(str(r[name]["events_per_s"]) for r in reps)
+        cpu = ", ".join(str(r[name].get("worker_cpu_pct")) for r in reps)
+        lines.append(f"| {name} | {medians[f'{name}_events_per_s']} | {each} | {cpu} |")
+    return lines
+
+
 def _median(values: Sequence[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return round(statistics.median(present), 3) if present else None

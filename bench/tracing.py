@@ -24,7 +24,7 @@ from typing import Any
 
 from bench.common import Services, header, machine_info, now_iso
 from bench.events import ROWS, SCALAR
-from bench.pipeline import BATCH, Case, _median, _ratio, compare_variants
+from bench.pipeline import BATCH, Case, _median, _ratio, compare_variants, variant_rows
 from stack.config import Settings
 
 N_EVENTS = int(os.environ.get("BENCH_TRACING_EVENTS", "60000"))
@@ -140,13 +140,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"span recorded, {RATIO:.0%} of the clean traces exported over OTLP/HTTP to a local sink "
         f"({result['exported']['requests']} requests, {result['exported']['bytes']} bytes in all).",
         "",
-        "| tracing | median events/s | each repetition | worker CPU % (each) |",
-        "|---|---|---|---|",
+        *variant_rows("tracing", ("off", "on"), m, reps),
     ]
-    for name in ("off", "on"):
-        each = ", ".join(str(r[name]["events_per_s"]) for r in reps)
-        cpu = ", ".join(str(r[name].get("worker_cpu_pct")) for r in reps)
-        lines.append(f"| {name} | {m[f'{name}_events_per_s']} | {each} | {cpu} |")
     lines += [
         "",
         f"On / off, per repetition: {', '.join(str(x) for x in m['all_ratios'])}; median "

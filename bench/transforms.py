@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.common import Services, header, machine_info, now_iso
 from bench.events import ROWS, SCALAR
-from bench.pipeline import BATCH, Case, _median, _ratio, compare_variants
+from bench.pipeline import BATCH, Case, _median, _ratio, compare_variants, variant_rows
 from stack.config import Settings
 
 N_EVENTS = int(os.environ.get("BENCH_TRANSFORMS_EVENTS", "60000"))
@@ -150,13 +150,8 @@ def markdown(result: dict[str, Any]) -> str:
         "Rules (3 masked, 2 normalised): `t` partial (last 4 kept), `u` and `m` HMAC-SHA256, `ts` Paris "
         "wall-clock truncated to the second, `seq` epoch ms -> timestamptz.",
         "",
-        "| variant | median events/s | each repetition | worker CPU % (each) |",
-        "|---|---|---|---|",
+        *variant_rows("variant", ("plain", "transformed"), m, reps),
     ]
-    for name in ("plain", "transformed"):
-        each = ", ".join(str(r[name]["events_per_s"]) for r in reps)
-        cpu = ", ".join(str(r[name].get("worker_cpu_pct")) for r in reps)
-        lines.append(f"| {name} | {m[f'{name}_events_per_s']} | {each} | {cpu} |")
     lines += [
         "",
         f"With rules / without, per repetition: {', '.join(str(x) for x in m['all_ratios'])}; median "
