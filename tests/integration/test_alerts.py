@@ -109,6 +109,9 @@ def test_stopping_postgresql_fires_the_no_commit_alert_in_a_real_prometheus(
             assert fired["annotations"]["runbook_url"] == "docs/runbooks.md#cdcnocommitwhilelag", fired
             # Pending once 60 s passed without a commit; firing after its `for: 1m` (5 s scrape/evaluation).
             timings = (pending_after, firing_after)
+            print(
+                f"{ALERT} pending {pending_after:.0f} s and firing {firing_after:.0f} s after PostgreSQL stopped"
+            )
             assert 55 < pending_after < firing_after, timings
             assert firing_after - pending_after >= 55, timings
         finally:
