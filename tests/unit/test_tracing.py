@@ -175,3 +175,28 @@ def test_log_lines_inside_a_span_carry_its_ids_and_outside_none(capsys: Any) -> 
 def test_tracing_is_off_by_default_and_configure_then_installs_nothing() -> None:
     assert TracingSettings().enabled is False
     assert tracing.configure(TracingSettings()) is None
+
+
+def test_replay_reconciliation_and_backfill_jobs_each_run_in_a_span_of_their_own(
+    spans: InMemorySpanExporter,
+) -> None:
+    from app.backfill import runner
+    from app.reconcile import jobs
+    from app.settings import load_settings
+    from tests.unit.test_replay_job import FakeReplayer
+    from tests.unit.test_replay_job import run as run_replay
+
+    run_replay(FakeReplayer([(10, 0)]))
+    # No PostgreSQL on port 1: each job fails at its first query, inside its span.
+    settings = load_settings(postgres={"dsn": "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2"})
+    with pytest.raises(Exception, match="127.0.0.1"):
+        jobs.run(settings, ["ks.t"], jobs.JobOptions())
+    with pytest.raises(Exception, match="127.0.0.1"):
+        runner.run(settings, 42)
+    by_name = {s.name: s for s in spans.get_finished_spans()}
+    replay = by_name["cdc.dlq.replay.job"]
+    assert replay.attributes is not None
+    assert replay.attributes["cdc.job_id"] == 7
+    for name in ("cdc.reconcile.job", "cdc.backfill.job"):
+        assert by_name[name].status.status_code is StatusCode.ERROR, name
+        assert by_name[name].parent is None
