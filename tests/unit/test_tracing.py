@@ -189,9 +189,9 @@ def test_replay_reconciliation_and_backfill_jobs_each_run_in_a_span_of_their_own
     run_replay(FakeReplayer([(10, 0)]))
     # No PostgreSQL on port 1: each job fails at its first query, inside its span.
     settings = load_settings(postgres={"dsn": "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2"})
-    with pytest.raises(Exception, match="127.0.0.1"):
+    with pytest.raises(Exception, match=r"127\.0\.0\.1"):
         jobs.run(settings, ["ks.t"], jobs.JobOptions())
-    with pytest.raises(Exception, match="127.0.0.1"):
+    with pytest.raises(Exception, match=r"127\.0\.0\.1"):
         runner.run(settings, 42)
     by_name = {s.name: s for s in spans.get_finished_spans()}
     replay = by_name["cdc.dlq.replay.job"]
