@@ -531,8 +531,9 @@ async def run_batches(
     try:
         while (batches is None or taken < batches) and not stopping.is_set():
             records = await take()
-            if not records:  # the buffer was closed: shutting down
-                break
+            if not records:
+                # Discarded by a rebalance while the batch filled, or woken to stop (the loop's condition).
+                continue
             taken += 1
             if previous is None and committing is not None:
                 # The batch before was not prepared: its offsets are known only once it has committed.

@@ -441,3 +441,18 @@ def test_drain_gives_up_after_its_timeout_and_says_so() -> None:
         changes.wiring.runtime = None
         changes.wiring.stopping = asyncio.Event()
         changes.wiring.drained = asyncio.Event()
+
+
+def test_an_empty_batch_from_a_rebalance_discard_does_not_end_the_loop() -> None:
+    """Seen with two workers: the buffer's records were discarded (partitions revoked) while a batch filled,
+    ``take`` answered ``[]``, and a loop that took that for the shutdown stopped applying for good."""
+    runtime = FakeRuntime()
+    consumer = CommitConsumer()
+    consumer.committed = []
+    queue: list[list[Record]] = [[], [Record(TOPIC, 0, 0, b"k", b"v")]]
+
+    async def take() -> list[Record]:
+        return queue.pop(0)
+
+    asyncio.run(changes.run_batches(runtime, consumer, take, 1))
+    assert runtime.events == ["prepare 0 after None", "commit 0 prepared", "committed 0"]
