@@ -42,8 +42,8 @@ class RecordBuffer:
         self._changed.set()
 
     async def take(self, max_records: int, within_s: float) -> list[Record]:
-        r"""Up to ``max_records`` records, in fetch order: waits for the first without limit, then up to
-        ``within_s`` seconds for more (returns early when ``max_records`` are there). Once :meth:`close`\ d,
+        """Up to ``max_records`` records, in fetch order: waits for the first without limit, then up to
+        ``within_s`` seconds for more (returns early when ``max_records`` are there). After :meth:`close`,
         an empty buffer answers ``[]`` at once."""
         while not self._records:
             if self._closed:

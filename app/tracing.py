@@ -14,8 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any, TypeVar, cast
 
 from opentelemetry import trace
@@ -36,13 +35,6 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER)
 
 
-@contextmanager
-def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
-    """A span of ours, current inside the block; an exception marks it failed (and is re-raised)."""
-    with tracer().start_as_current_span(name, attributes=attributes) as current:
-        yield current
-
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -60,11 +52,11 @@ def annotate(**attributes: Any) -> None:
 
 def batch_span(records: Sequence[Record]) -> trace.Span:
     """The span of one batch, from its decode to its commit (ended by the caller)."""
-    partitions = sorted({f"{r.topic}:{r.partition}" for r in records})
-    return tracer().start_span(
-        "cdc.batch",
-        attributes={"cdc.events": len(records), "cdc.partitions": partitions},
-    )
+    span = tracer().start_span("cdc.batch")
+    if span.is_recording():  # tracing off: no pass over the records on the hot path
+        span.set_attribute("cdc.events", len(records))
+        span.set_attribute("cdc.partitions", sorted({f"{r.topic}:{r.partition}" for r in records}))
+    return span
 
 
 def batch_outcome(span: trace.Span, outcome: Outcome | None) -> None:

@@ -16,7 +16,9 @@ from contextlib import contextmanager
 
 from opentelemetry import trace
 
-_tracer = trace.get_tracer("cass-cdc-pg")  # a proxy: the provider app.tracing installs, once it does
+from app.tracing import tracer
+
+_tracer = tracer()  # a proxy: the provider app.tracing installs, once it does
 
 StageObserver = Callable[[str, float], None]
 """``(stage, seconds)``."""

@@ -160,7 +160,7 @@ def test_log_lines_inside_a_span_carry_its_ids_and_outside_none(capsys: Any) -> 
     structlog.configure(cache_logger_on_first_use=False)
     try:
         log = structlog.get_logger("test")
-        with tracing.span("cdc.test") as current:
+        with tracing.tracer().start_as_current_span("cdc.test") as current:
             log.info("inside")
         log.info("outside")
     finally:
