@@ -27,7 +27,7 @@ from typing import Any
 from app.clock import now_us
 from app.demo.pacing import paced
 from app.testing import create_keyspace, create_topics, delete_topics
-from bench.common import Services, header, machine_info, now_iso, summary
+from bench.common import Services, header, machine_info, now_iso, quiet_logging, summary
 from bench.kafka_tools import Collector
 from stack.config import Settings
 
@@ -281,9 +281,7 @@ def ratio(a: float | int | None, b: float | int | None) -> float | None:
 
 
 def run(rates: tuple[int, ...] = RATES, duration: float = DURATION_S) -> dict[str, Any]:
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # logs "topic not found" as ERROR while created
-    logging.getLogger("cassandra").setLevel(logging.ERROR)
+    quiet_logging()
     s = Settings.from_env()
     with Services(["kafka", "cassandra", "debezium"], s):
         agent = agent_phases(s, rates, duration)

@@ -120,6 +120,16 @@ def header(result: dict[str, Any]) -> list[str]:
     ]
 
 
+def quiet_logging() -> None:
+    """Warnings and up; aiokafka's "topic not found" (logged as ERROR while a topic is being created) and the
+    driver's chatter left out."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    logging.getLogger("cassandra").setLevel(logging.ERROR)
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 

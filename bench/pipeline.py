@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import logging
 import os
 import shutil
 import statistics
@@ -48,7 +47,7 @@ from app.testing import (
     wait_applied,
 )
 from bench import latency
-from bench.common import Services, header, machine_info, now_iso
+from bench.common import Services, header, machine_info, now_iso, quiet_logging
 from bench.events import ROWS, SCALAR, WIDE, WITH_SET, EventGen, Shape, preload
 from bench.kafka_tools import Collector
 from bench.observe import (
@@ -364,9 +363,7 @@ def repetition(
 def run() -> dict[str, Any]:
     from cassandra.cluster import Cluster
 
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    logging.getLogger("cassandra").setLevel(logging.ERROR)
+    quiet_logging()
     s = Settings.from_env()
     tag = uuid.uuid4().hex[:6]
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))

@@ -13,7 +13,6 @@ against the API's no-op tracer, timed in this process.
 
 from __future__ import annotations
 
-import logging
 import os
 import statistics
 import threading
@@ -22,7 +21,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from bench.common import Services, header, machine_info, now_iso
+from bench.common import Services, header, machine_info, now_iso, quiet_logging
 from bench.events import ROWS, SCALAR
 from bench.pipeline import BATCH, Case, _median, _ratio, compare_variants, variant_rows
 from stack.config import Settings
@@ -92,9 +91,7 @@ def span_cost(batches: int = 20_000, repeats: int = 5) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    logging.getLogger("cassandra").setLevel(logging.ERROR)
+    quiet_logging()
     s = Settings.from_env()
     keyspace = f"bench_tracing_{uuid.uuid4().hex[:6]}"
     sink = Sink((s.host, 0), Handler)

@@ -15,13 +15,12 @@ adds on the hot path), timed in this process.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import statistics
 import uuid
 from typing import Any
 
-from bench.common import Services, header, machine_info, now_iso
+from bench.common import Services, header, machine_info, now_iso, quiet_logging
 from bench.events import ROWS, SCALAR
 from bench.pipeline import BATCH, Case, _median, _ratio, compare_variants, variant_rows
 from stack.config import Settings
@@ -101,9 +100,7 @@ def decode_cost(keyspace: str, events: int = 20_000, repeats: int = 5) -> dict[s
 
 
 def run() -> dict[str, Any]:
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    logging.getLogger("cassandra").setLevel(logging.ERROR)
+    quiet_logging()
     s = Settings.from_env()
     keyspace = f"bench_transforms_{uuid.uuid4().hex[:6]}"
     with Services(["postgres", "kafka", "cassandra", "debezium"], s):
